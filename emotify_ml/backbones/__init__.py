@@ -1,0 +1,1 @@
+"""CNN backbones trained by this project (Keras 3)."""

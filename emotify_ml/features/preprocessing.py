@@ -1,0 +1,171 @@
+"""Face preprocessing shared by training, batch scoring and live scoring.
+
+Every path from pixels to features goes through :func:`to_model_input` (crops
+of any size and colour to the model's grey square) and, for full frames,
+:func:`crop_face` (a detector box grown by a margin, clipped to the frame). Keeping
+both in one place is what guarantees that live and batch see identical inputs.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from emotify_ml.exceptions import InputError
+
+FACE_SIZE = 48
+"""Side of the square grey face the models are trained on (FER-2013 native size)."""
+
+DEFAULT_MARGIN = 0.15
+"""Fraction of the box size added on each side of a detector box.
+
+FER-2013 crops include the forehead and chin with a little background; YuNet
+boxes are tight around the face, so a small margin brings them closer."""
+
+
+def validate_faces(faces) -> np.ndarray:
+    """Check that ``faces`` is a batch of uint8 face crops and return it as an array.
+
+    Accepts (N, H, W) grey or (N, H, W, 3) BGR uint8 arrays (a list of equally
+    sized crops is stacked). Raises :class:`InputError` naming what was wrong.
+    """
+    if isinstance(faces, np.ndarray) and faces.dtype == object:
+        # a batch of separate crops (what MLflow's object-tensor signature hands over)
+        faces = [np.asarray(f) for f in faces] if faces.ndim == 1 else faces.astype(np.float64)
+    if isinstance(faces, (list, tuple)):
+        if len(faces) == 0:
+            raise InputError("faces is an empty list; expected at least one face crop")
+        shapes = {np.shape(f) for f in faces}
+        if len(shapes) != 1:
+            return [validate_faces(np.asarray(f)[None])[0] for f in faces]  # ragged: check each
+        faces = np.stack([np.asarray(f) for f in faces])
+    faces = np.asarray(faces)
+    if faces.ndim not in (3, 4) or (faces.ndim == 4 and faces.shape[-1] not in (1, 3)):
+        raise InputError(
+            f"faces must be (N, H, W) grey or (N, H, W, 3) BGR uint8; got shape {faces.shape}"
+        )
+    if faces.shape[0] == 0:
+        raise InputError("faces is empty (N = 0); expected at least one face crop")
+    if min(faces.shape[1:3]) < 8:
+        raise InputError(f"face crops must be at least 8x8 pixels; got {faces.shape[1]}x{faces.shape[2]}")
+    if faces.dtype != np.uint8:
+        if np.issubdtype(faces.dtype, np.floating) or np.issubdtype(faces.dtype, np.integer):
+            lo, hi = (float(faces.min()), float(faces.max()))
+            if lo < 0 or hi > 255:
+                raise InputError(
+                    f"faces must be uint8 in [0, 255]; got {faces.dtype} with values in [{lo:g}, {hi:g}]"
+                )
+            if np.issubdtype(faces.dtype, np.floating) and hi <= 1.0 and faces.size > 1 and hi > 0:
+                raise InputError(
+                    f"faces look scaled to [0, 1] ({faces.dtype}); pass uint8 pixels in [0, 255]"
+                )
+            faces = faces.astype(np.uint8)
+        else:
+            raise InputError(f"faces must be uint8; got dtype {faces.dtype}")
+    return faces
+
+
+def to_grey_square(face: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
+    """Convert one crop (H, W), (H, W, 1) or (H, W, 3) BGR to a (size, size) grey uint8 image."""
+    if face.ndim == 3:
+        face = face[..., 0] if face.shape[-1] == 1 else cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    h, w = face.shape
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(face)
+    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+    return cv2.resize(face, (size, size), interpolation=interp)
+
+
+def to_model_input(faces, size: int = FACE_SIZE) -> np.ndarray:
+    """Turn a batch of face crops into the (N, size, size) grey uint8 model input.
+
+    Parameters
+    ----------
+    faces : array-like
+        (N, H, W) grey or (N, H, W, 3) BGR uint8 crops of any H x W, or a list of crops.
+    size : int
+        Output side in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, size, size) uint8.
+
+    Examples
+    --------
+    >>> to_model_input(np.zeros((2, 96, 80, 3), np.uint8)).shape
+    (2, 48, 48)
+    """
+    faces = validate_faces(faces)
+    if not isinstance(faces, list) and faces.ndim == 3 and faces.shape[1:] == (size, size):
+        return np.ascontiguousarray(faces)
+    return np.stack([to_grey_square(f, size) for f in faces])
+
+
+def square_box(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
+    """Grow an (x, y, w, h) box by ``margin`` on each side and make it square (same centre)."""
+    x, y, w, h = (float(v) for v in box[:4])
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    return (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)))
+
+
+def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """Cut a square face crop around a detector box from a frame.
+
+    The box is grown by ``margin`` and squared; parts outside the frame are
+    filled by replicating the border, so a face at the edge keeps its aspect.
+    Returns a crop with the frame's channels (grey or BGR).
+    """
+    x, y, s, _ = square_box(box, margin)
+    h, w = frame.shape[:2]
+    if s <= 0:
+        raise InputError(f"face box must have a positive size; got {tuple(box)}")
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + s, w), min(y + s, h)
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"face box {tuple(box)} lies outside the {w}x{h} frame")
+    crop = frame[y0:y1, x0:x1]
+    pads = (y0 - y, (y + s) - y1, x0 - x, (x + s) - x1)
+    if any(pads):
+        crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_REPLICATE)
+    return crop
+
+
+def crop_faces(frame: np.ndarray, boxes, margin: float = DEFAULT_MARGIN, size: int = FACE_SIZE) -> np.ndarray:
+    """Crop every box of a frame and return the (N, size, size) grey model input."""
+    if len(boxes) == 0:
+        return np.zeros((0, size, size), np.uint8)
+    return np.stack([to_grey_square(crop_face(frame, b, margin), size) for b in boxes])
+
+
+class FacePreprocessor(TransformerMixin, BaseEstimator):
+    """First step of every emotion Pipeline: any crops in, (N, size, size) grey uint8 out.
+
+    Parameters
+    ----------
+    size : int, default=48
+        Side of the output square.
+    """
+
+    def __init__(self, *, size: int = FACE_SIZE):
+        self.size = size
+
+    def fit(self, X, y=None):
+        if not isinstance(self.size, (int, np.integer)) or self.size < 8:
+            raise ValueError(f"size must be an int >= 8; got {self.size!r}")
+        self.n_features_in_ = self.size * self.size
+        return self
+
+    def transform(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "n_features_in_")
+        return to_model_input(X, self.size)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        return tags

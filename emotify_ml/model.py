@@ -1,0 +1,214 @@
+"""The one model contract: an sklearn Pipeline wrapped as an MLflow pyfunc model.
+
+Whatever the experiment (HOG+SVM, CNN embeddings + boosting, the backbone's
+softmax), the logged model behaves the same:
+
+>>> model = mlflow.pyfunc.load_model(uri)                     # doctest: +SKIP
+>>> model.predict(faces)                                        # doctest: +SKIP
+   angry  disgust  fear  happy  sad  surprise  neutral  label
+
+``faces`` is a uint8 array of face crops, (N, H, W) grey or (N, H, W, 3) BGR,
+of any H x W (resized as in training by :func:`emotify_ml.features.preprocessing.to_model_input`).
+The result has one probability column per class, named by the class, and a
+``label`` column. :class:`EmotionClassifier` gives Python users (live and batch
+scoring) the same thing without the pyfunc layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emotify_ml.evaluation import full_proba
+from emotify_ml.exceptions import InputError, ModelNotFoundError
+from emotify_ml.features.preprocessing import to_model_input
+from emotify_ml.labels import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+PIPELINE_ARTIFACT = "pipeline.joblib"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "shipped_model"
+"""The best pipeline shipped with the package as an MLflow model directory (no registry needed)."""
+
+DEFAULT_REGISTERED_MODEL = "emotify-emotion"
+
+
+def probabilities_frame(proba: np.ndarray, class_names=EMOTIONS) -> pd.DataFrame:
+    """Probabilities (N, K) as a DataFrame with one column per class and the arg-max ``label``."""
+    frame = pd.DataFrame(np.asarray(proba, dtype=np.float64), columns=list(class_names))
+    frame["label"] = np.asarray(class_names, dtype=object)[np.argmax(proba, axis=1)] if len(frame) else []
+    return frame
+
+
+def pipeline_proba(pipeline, faces) -> np.ndarray:
+    """Class probabilities (N, 7) of a fitted emotion Pipeline for any face crops.
+
+    Columns follow :data:`emotify_ml.labels.EMOTIONS` even when a class was absent
+    from training (its column is then 0).
+    """
+    return full_proba(pipeline, to_model_input(faces), len(EMOTIONS))
+
+
+class EmotionClassifier:
+    """A fitted emotion Pipeline with the product's calling convention.
+
+    Parameters
+    ----------
+    pipeline : sklearn Pipeline
+        Fitted; its first step accepts (N, H, W) grey uint8 faces.
+    source : str
+        Where it came from (a model URI or path), for messages.
+    """
+
+    def __init__(self, pipeline, source: str = "<in memory>"):
+        self.pipeline = pipeline
+        self.source = source
+        self.class_names = EMOTIONS
+
+    def predict_proba(self, faces) -> np.ndarray:
+        """(N, 7) probabilities for face crops; an empty batch gives (0, 7)."""
+        if isinstance(faces, np.ndarray) and faces.ndim in (3, 4) and len(faces) == 0:
+            return np.zeros((0, len(EMOTIONS)))
+        return pipeline_proba(self.pipeline, faces)
+
+    def predict(self, faces) -> pd.DataFrame:
+        """Probabilities per class and the ``label``, as the MLflow model returns them."""
+        return probabilities_frame(self.predict_proba(faces))
+
+    def __repr__(self) -> str:
+        return f"EmotionClassifier(source={self.source!r})"
+
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    class EmotionPyfunc(mlflow.pyfunc.PythonModel):
+        """MLflow wrapper: loads the joblib Pipeline artifact and applies the product's contract."""
+
+        def load_context(self, context):
+            import joblib
+
+            self.classifier = EmotionClassifier(joblib.load(context.artifacts["pipeline"]), "mlflow")
+
+        def predict(self, context, model_input, params=None):
+            faces = model_input
+            if isinstance(faces, pd.DataFrame):
+                raise InputError("the emotion model takes a uint8 numpy array of face crops, "
+                                 "(N, H, W) grey or (N, H, W, 3) BGR; got a DataFrame")
+            return self.classifier.predict(faces)
+
+    return EmotionPyfunc
+
+
+def model_signature():
+    """Input: a batch of uint8 face crops of any size; output: 7 class probabilities and the label.
+
+    The input is declared as a 1-D batch of arrays (``Tensor('object', (-1,))``) because
+    MLflow enforces a fixed rank, and both (N, H, W) grey and (N, H, W, 3) BGR batches
+    are accepted; the model itself validates shape and dtype.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    inputs = Schema([TensorSpec(np.dtype(object), (-1,))])
+    outputs = Schema([*(ColSpec("double", name) for name in EMOTIONS), ColSpec("string", "label")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def save_pyfunc(pipeline, path, *, input_example=None, extra_pip_requirements=None) -> Path:
+    """Write a fitted Pipeline as an MLflow pyfunc model directory (used for the shipped model)."""
+    import tempfile
+
+    import joblib
+    import mlflow.pyfunc
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = Path(tmp) / PIPELINE_ARTIFACT
+        joblib.dump(pipeline, artifact, compress=3)
+        mlflow.pyfunc.save_model(path, python_model=_pyfunc_class()(), artifacts={"pipeline": str(artifact)},
+                                 signature=model_signature(), input_example=input_example,
+                                 code_paths=None, pip_requirements=_requirements(extra_pip_requirements))
+    return path
+
+
+def log_pyfunc(pipeline, *, name: str = "model", input_example=None, registered_model_name=None):
+    """Log a fitted Pipeline to the active MLflow run as a pyfunc model; returns the ModelInfo."""
+    import tempfile
+
+    import joblib
+    import mlflow.pyfunc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = Path(tmp) / PIPELINE_ARTIFACT
+        joblib.dump(pipeline, artifact, compress=3)
+        return mlflow.pyfunc.log_model(name=name, python_model=_pyfunc_class()(), artifacts={"pipeline": str(artifact)},
+                                       signature=model_signature(), input_example=input_example,
+                                       pip_requirements=_requirements(None), registered_model_name=registered_model_name)
+
+
+def _requirements(extra):
+    from importlib import metadata
+
+    reqs = []
+    for dist in ("scikit-learn", "scikit-image", "numpy", "pandas", "opencv-python-headless", "joblib",
+                 "tensorflow-cpu", "keras", "lightgbm", "mlflow"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs + list(extra or [])
+
+
+def load_emotion_model(uri=None, *, tracking_uri=None, registered_name: str = DEFAULT_REGISTERED_MODEL) -> EmotionClassifier:
+    """Load an emotion model for scoring.
+
+    Parameters
+    ----------
+    uri : str or path, optional
+        Any MLflow model URI (``runs:/<id>/model``, ``models:/<name>@champion``) or a
+        local MLflow model directory. None: ``models:/<registered_name>@champion`` from
+        the tracking store when it exists there, else the model shipped with the package.
+
+    Raises
+    ------
+    ModelNotFoundError
+        The URI does not resolve to a model.
+    """
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if uri is None:
+        champion = f"models:/{registered_name}@champion"
+        try:
+            return _load(champion)
+        except ModelNotFoundError as exc:
+            log.info("no champion in the tracking store (%s); using the shipped model", exc)
+            uri = str(SHIPPED_MODEL_DIR)
+    return _load(str(uri))
+
+
+def _load(uri: str) -> EmotionClassifier:
+    import joblib
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    local = Path(uri).expanduser()
+    try:
+        if local.exists():
+            model_dir = local
+        elif "://" in uri or uri.startswith(("models:", "runs:")):
+            model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        else:
+            raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
+                                     "(runs:/<run_id>/model, models:/<name>@<alias>)")
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+    artifact = next(iter(sorted(model_dir.glob(f"artifacts/{PIPELINE_ARTIFACT}"))), None)
+    if artifact is None:
+        raise ModelNotFoundError(f"{uri!r} is not an Emotify model (no artifacts/{PIPELINE_ARTIFACT} in {model_dir})")
+    return EmotionClassifier(joblib.load(artifact), uri)

@@ -1,0 +1,68 @@
+"""Shared fixtures: small deterministic faces, the bundled sample, temporary MLflow stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EMOTIFY_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Caches and MLflow stores of a test live in its tmp dir; no telemetry."""
+    monkeypatch.setenv("EMOTIFY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DO_NOT_TRACK", "true")
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A fresh sqlite MLflow store for one test."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def synthetic_faces(n: int = 14, size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Cartoon faces whose mouth curvature depends on the class: learnable, deterministic, tiny."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    faces, labels = [], []
+    for i in range(n):
+        label = i % 7
+        img = np.full((size, size), 40, np.uint8)
+        c = size // 2
+        cv2.ellipse(img, (c, c), (int(size * 0.35), int(size * 0.45)), 0, 0, 360, 170, -1)
+        for dx in (-size // 6, size // 6):
+            cv2.circle(img, (c + dx, int(size * 0.4)), max(1, size // 16), 30, -1)
+        curve = (label - 3) * size // 24
+        cv2.ellipse(img, (c, int(size * 0.68)), (size // 5, max(1, abs(curve))), 0,
+                    0 if curve >= 0 else 180, 180 if curve >= 0 else 360, 60, 2)
+        img = np.clip(img.astype(int) + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)
+        faces.append(img)
+        labels.append(label)
+    return np.stack(faces), np.array(labels)
+
+
+@pytest.fixture
+def faces():
+    return synthetic_faces()
+
+
+@pytest.fixture(scope="session")
+def sample_data():
+    from emotify_ml.data import load_fer2013
+
+    return load_fer2013(cache=False)
+
+
+@pytest.fixture(scope="session")
+def full_fer_root():
+    root = SHARED_DATA / "fer2013"
+    if not (root / "test").is_dir():
+        pytest.skip("full FER-2013 not found at ../shared/data/fer2013")
+    return root
