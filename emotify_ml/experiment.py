@@ -60,7 +60,8 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
     """Fit ``pipeline`` on train, evaluate on validation and test, and log everything to the active MLflow run.
 
     Logged: ``train_seconds``, ``val_*`` and ``test_*`` metrics (accuracy, macro-F1,
-    top-3, ECE, Brier, per class), speed (items/s at batch 256, ms at batch 1),
+    top-3, ECE, Brier, per class; and the same for a majority-class and a
+    class-prior baseline, ``<split>_baseline_<name>_*``), speed (items/s at batch 256, ms at batch 1),
     confusion-matrix PNGs, classification reports, ``metrics.json``, and the fitted
     pipeline through ``model_logger(pipeline, input_example=...)``.
 
@@ -76,6 +77,7 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
     metrics = {"train_seconds": time.perf_counter() - t0}
     log.info("fitted in %.1f s", metrics["train_seconds"])
     report = {}
+    prior = np.bincount(np.asarray(splits.y_train, dtype=int), minlength=len(names)) / len(splits.y_train)
     for split, X, y in (("val", splits.X_val, splits.y_val), ("test", splits.X_test, splits.y_test)):
         if len(y) == 0:
             continue
@@ -85,6 +87,10 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
         metrics.update(scalar_metrics(result, split))
         metrics[f"{split}_predict_seconds"] = time.perf_counter() - t0
         report[split] = result
+        for baseline, p in (("majority", np.eye(len(names))[np.argmax(prior)]), ("prior", prior)):
+            base = evaluate(y, np.tile(p, (len(y), 1)), names)
+            metrics.update({f"{split}_baseline_{baseline}_{k}": base[k]
+                            for k in ("accuracy", "top3_accuracy", "macro_f1", "ece", "brier")})
         fig = confusion_matrix_figure(result["confusion_matrix"], names,
                                       f"{split}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
         mlflow.log_figure(fig, f"plots/confusion_{split}.png")
