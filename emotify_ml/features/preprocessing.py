@@ -111,12 +111,56 @@ def square_box(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]
     return (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)))
 
 
-def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+def eye_angle(eyes) -> float:
+    """Tilt of the eye line in degrees: the rotation that makes the eyes level.
+
+    Parameters
+    ----------
+    eyes : array-like (2, 2)
+        ``[[x, y], [x, y]]`` of the eye on the image's left (the subject's right eye, YuNet's
+        first landmark) and the eye on the image's right.
+
+    Returns
+    -------
+    float
+        Angle of the line from the first to the second eye; positive when the second eye is lower
+        (the head leans to the image's right, y pointing down).
+
+    Examples
+    --------
+    >>> eye_angle([[10, 20], [30, 20]])
+    0.0
+    """
+    (x0, y0), (x1, y1) = np.asarray(eyes, dtype=np.float64)[:2]
+    return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+
+
+def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN, eyes=None) -> np.ndarray:
     """Cut a square face crop around a detector box from a frame.
 
     The box is grown by ``margin`` and squared; parts outside the frame are
     filled by replicating the border, so a face at the edge keeps its aspect.
     Returns a crop with the frame's channels (grey or BGR).
+
+    Parameters
+    ----------
+    frame : (H, W) or (H, W, C) uint8
+    box : (x, y, w, h)
+        Detector box in frame pixels.
+    margin : float
+        Fraction of the box size added on each side (:data:`DEFAULT_MARGIN`).
+    eyes : (2, 2) array-like, optional
+        Eye centres (see :func:`eye_angle`). When given, the square is rotated about its
+        centre by the tilt of the eye line, so the eyes are level in the crop (face
+        alignment); a level pair gives exactly the unaligned crop.
+
+    Examples
+    --------
+    >>> frame = np.zeros((120, 160, 3), np.uint8)
+    >>> crop_face(frame, (40, 30, 50, 60)).shape
+    (78, 78, 3)
+    >>> crop_face(frame, (40, 30, 50, 60), eyes=[[55, 50], [75, 54]]).shape
+    (78, 78, 3)
     """
     x, y, s, _ = square_box(box, margin)
     h, w = frame.shape[:2]
@@ -125,6 +169,10 @@ def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN) -> np.ndar
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + s, w), min(y + s, h)
     if x1 <= x0 or y1 <= y0:
         raise InputError(f"face box {tuple(box)} lies outside the {w}x{h} frame")
+    if eyes is not None:
+        angle = eye_angle(eyes)
+        if angle != 0.0:
+            return _rotated_crop(frame, (x, y, s), angle)
     crop = frame[y0:y1, x0:x1]
     pads = (y0 - y, (y + s) - y1, x0 - x, (x + s) - x1)
     if any(pads):
@@ -132,11 +180,29 @@ def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN) -> np.ndar
     return crop
 
 
-def crop_faces(frame: np.ndarray, boxes, margin: float = DEFAULT_MARGIN, size: int = FACE_SIZE) -> np.ndarray:
-    """Crop every box of a frame and return the (N, size, size) grey model input."""
+def _rotated_crop(frame: np.ndarray, square, angle: float) -> np.ndarray:
+    """The ``(x, y, side)`` square of ``frame`` rotated by ``angle`` degrees about its centre."""
+    x, y, s = square
+    centre = (x + s / 2.0, y + s / 2.0)
+    matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    matrix[:, 2] -= (x, y)  # the square's corner becomes the crop's origin
+    crop = cv2.warpAffine(frame, matrix, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop[..., None] if frame.ndim == 3 and crop.ndim == 2 else crop
+
+
+def crop_faces(frame: np.ndarray, boxes, margin: float = DEFAULT_MARGIN, size: int = FACE_SIZE,
+               eyes=None) -> np.ndarray:
+    """Crop every box of a frame and return the (N, size, size) grey model input.
+
+    ``eyes`` (N, 2, 2), optional, aligns each face as in :func:`crop_face`. This is the one
+    function from frames to model input, shared by live and batch scoring.
+    """
     if len(boxes) == 0:
         return np.zeros((0, size, size), np.uint8)
-    return np.stack([to_grey_square(crop_face(frame, b, margin), size) for b in boxes])
+    if eyes is not None and len(eyes) != len(boxes):
+        raise InputError(f"eyes must give one (2, 2) pair per box; got {len(eyes)} for {len(boxes)} boxes")
+    pairs = eyes if eyes is not None else [None] * len(boxes)
+    return np.stack([to_grey_square(crop_face(frame, b, margin, e), size) for b, e in zip(boxes, pairs)])
 
 
 class FacePreprocessor(TransformerMixin, BaseEstimator):

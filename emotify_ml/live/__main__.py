@@ -1,0 +1,248 @@
+"""``python -m emotify_ml.live``: live emotion scoring of a camera, a video, an image or a folder.
+
+Examples::
+
+    python -m emotify_ml.live                                   # default webcam, overlay window
+    python -m emotify_ml.live --source clip.mp4 --no-display --output annotated.mp4 --jsonl results.jsonl
+    python -m emotify_ml.live --source photos/ --model runs:/<run_id>/model --jsonl faces.jsonl --no-display
+
+Exit codes: 0 done (end of source, ``q``/Esc, ``--max-frames``), 1 other error, 2 bad arguments,
+3 model not found, 4 source cannot be read, 5 output cannot be written, 130 interrupted (Ctrl-C,
+SIGTERM; outputs are flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+PROG = "python -m emotify_ml.live"
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MODEL, EXIT_SOURCE, EXIT_OUTPUT, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 5, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Score facial emotions live: a box per face with its smoothed emotion, "
+        "a probability chart and FPS; or headless, to an annotated video and JSON lines.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    io = p.add_argument_group("input and output")
+    io.add_argument("--source", default="0",
+                    help="camera index, video file or stream URL, image file, or folder of images")
+    io.add_argument("--model", default=None,
+                    help="MLflow model URI (runs:/<id>/model, models:/<name>@<alias>) or local model folder; "
+                    "default: models:/emotify-emotion@champion from the tracking store, else the shipped model")
+    io.add_argument("--tracking-uri", default=None, help="MLflow tracking store to resolve --model in")
+    io.add_argument("--no-display", dest="display", action="store_false", help="run without a window")
+    io.add_argument("--output", default=None, help="write the annotated video here (.mp4 or .avi)")
+    io.add_argument("--jsonl", default=None, help="write one JSON line per face per frame here")
+    io.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    io.add_argument("--realtime", action="store_true",
+                    help="play a video file at its own frame rate (default with a window; headless runs go as fast as possible)")
+    io.add_argument("--width", type=int, default=640, help="camera frame width to ask for")
+    io.add_argument("--height", type=int, default=480, help="camera frame height to ask for")
+
+    det = p.add_argument_group("face detection")
+    det.add_argument("--detector", choices=("yunet", "haar"), default="yunet", help="face detector")
+    det.add_argument("--det-size", type=int, default=320,
+                     help="longest side in pixels of the image the detector sees (0: full frame)")
+    det.add_argument("--score-threshold", type=float, default=0.6, help="least YuNet face score")
+    det.add_argument("--margin", type=float, default=0.15, help="crop margin, as a fraction of the face box")
+    det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
+
+    sm = p.add_argument_group("tracking and smoothing")
+    sm.add_argument("--smoothing", choices=("ema", "window", "none"), default="ema", help="temporal smoothing")
+    sm.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame")
+    sm.add_argument("--window", type=int, default=8, help="frames averaged by --smoothing window")
+    sm.add_argument("--iou", type=float, default=0.3, help="least box overlap to continue a track")
+    sm.add_argument("--max-missed", type=int, default=10, help="frames a face may be missed before its track ends")
+
+    misc = p.add_argument_group("other")
+    misc.add_argument("--actions", action="store_true", help="also predict each person's action (emotify_ml.actions)")
+    misc.add_argument("--no-bars", dest="bars", action="store_false", help="no probability bar chart")
+    misc.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
+    misc.add_argument("--summary-json", default=None, help="write the run summary (FPS, stage ms, flicker) here")
+    misc.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    return p
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit code (errors are printed as one line, without a traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.quiet and not args.display and not (args.output or args.jsonl or args.summary_json):
+        print(f"{PROG}: warning: --no-display without --output, --jsonl or --summary-json: results are not kept",
+              file=sys.stderr)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
+                        format="emotify-live: %(levelname)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        return _run(args, parser)
+    except KeyboardInterrupt:  # during start-up
+        return EXIT_INTERRUPT
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _run(args, parser) -> int:
+    import os
+
+    import cv2
+
+    from emotify_ml.exceptions import EmotifyError, ModelNotFoundError, SourceError
+    from emotify_ml.live.outputs import OutputError
+
+    def say(message):
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # one clear message of ours instead of FFmpeg's
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no backend warnings on a missing camera
+    except AttributeError:
+        pass
+    if args.threads:
+        cv2.setNumThreads(args.threads)
+    try:
+        parts = _components(args)
+    except ValueError as exc:  # an out-of-range option value
+        parser.error(str(exc))
+    try:
+        summary = _score(args, parts, say)
+    except ModelNotFoundError as exc:
+        return _fail(exc, EXIT_MODEL)
+    except SourceError as exc:
+        return _fail(exc, EXIT_SOURCE)
+    except OutputError as exc:
+        return _fail(exc, EXIT_OUTPUT)
+    except EmotifyError as exc:
+        return _fail(exc, EXIT_ERROR)
+    flicker = summary.flicker
+    stages = " ".join(f"{k} {v:.1f}" for k, v in summary.stage_ms.items() if "." not in k)
+    say(f"{summary.frames} frames, {summary.faces} faces in {summary.seconds:.1f} s: {summary.fps:.1f} FPS; "
+        f"ms per frame: {stages}")
+    if flicker.get("raw_changes_per_s") is not None:
+        say(f"label changes per second of face time: raw {flicker['raw_changes_per_s']:.2f}, "
+            f"smoothed {flicker['smoothed_changes_per_s']:.2f}")
+    if args.jsonl:
+        say(f"results: {args.jsonl}")
+    if args.output:
+        say(f"annotated video: {args.output}")
+    if args.summary_json:
+        with open(args.summary_json, "w", encoding="utf-8") as fh:
+            json.dump(summary.as_dict(), fh, indent=2)
+    return EXIT_INTERRUPT if summary.stopped_by == "interrupt" else EXIT_OK
+
+
+def _fail(exc, code: int) -> int:
+    print(f"{PROG}: error: {exc}", file=sys.stderr)
+    return code
+
+
+def _components(args):
+    """Smoother, tracker and detector from the options (cheap: a bad value fails before the model loads)."""
+    from emotify_ml.detection import make_detector
+    from emotify_ml.live.smooth import ProbabilitySmoother
+    from emotify_ml.live.track import IoUTracker
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be a positive int; got {args.max_frames}")
+    if args.margin < 0:
+        raise ValueError(f"--margin must be >= 0; got {args.margin}")
+    smoother = ProbabilitySmoother(method=args.smoothing, alpha=args.alpha, window=args.window)
+    tracker = IoUTracker(iou_threshold=args.iou, max_missed=args.max_missed)
+    det_kw = {"det_size": args.det_size or None}
+    if args.detector == "yunet":
+        det_kw["score_threshold"] = args.score_threshold
+    return smoother, tracker, make_detector(args.detector, **det_kw)
+
+
+def _score(args, parts, say):
+    from emotify_ml.live.app import Display, run_live
+    from emotify_ml.live.capture import open_source
+    from emotify_ml.live.outputs import JsonlWriter, VideoWriter
+    from emotify_ml.live.scorer import FrameScorer, load_action_predictor
+
+    smoother, tracker, detector = parts
+    display = Display() if args.display else None
+    source = jsonl = video = None
+    try:
+        source = open_source(args.source, width=args.width, height=args.height)
+        classifier = load_model(args.model, args.tracking_uri, say)
+        predictor = load_action_predictor() if args.actions else None
+        jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
+        video = VideoWriter(args.output, fps=source.fps or 30.0) if args.output else None
+    except BaseException:
+        for item in (source, jsonl, display):
+            if item is not None:
+                item.close()
+        raise
+    say(f"source: {source.description}; detector: {detector!r}; smoothing: {smoother!r}"
+        + ("; actions: on" if predictor is not None else ""))
+    say("press q or Esc in the window to quit" if display else "press Ctrl-C to stop")
+    scorer = FrameScorer(detector, classifier, smoother=smoother, tracker=tracker, margin=args.margin, align=args.align,
+                         independent_frames=source.independent, action_predictor=predictor)
+    pace = source.kind == "video" and (args.realtime or display is not None)
+    return run_live(source, scorer, display=display, video=video, jsonl=jsonl, max_frames=args.max_frames,
+                    bars=args.bars, pace=pace)
+
+
+def load_model(uri, tracking_uri, say):
+    """Load the emotion model and say which one is used; a missing default gets an actionable message."""
+    from emotify_ml.exceptions import ModelNotFoundError
+    from emotify_ml.model import DEFAULT_REGISTERED_MODEL, SHIPPED_MODEL_DIR, load_emotion_model
+
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    store = mlflow.get_tracking_uri()
+    if uri is None and _missing_sqlite_store(store):
+        uri = SHIPPED_MODEL_DIR  # no registry here: do not create an empty store just to look in it
+        if not SHIPPED_MODEL_DIR.exists():
+            raise ModelNotFoundError(f"no emotion model: there is no tracking store ({store}) and no model is shipped "
+                                     f"in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder")
+    try:
+        model = load_emotion_model(uri)
+    except ModelNotFoundError:
+        if uri is not None:
+            raise
+        raise ModelNotFoundError(
+            f"no emotion model: the tracking store {store} has no models:/{DEFAULT_REGISTERED_MODEL}@champion "
+            f"and no model is shipped in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder"
+        ) from None
+    source = str(model.source)
+    if source == str(SHIPPED_MODEL_DIR):
+        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {store}")
+    elif source.startswith("models:"):
+        say(f"model: {source} (tracking store {store})")
+    else:
+        say(f"model: {source}")
+    return model
+
+
+def _missing_sqlite_store(uri: str) -> bool:
+    """True for a ``sqlite:///`` tracking URI whose database file does not exist (so it holds no registry)."""
+    from pathlib import Path
+
+    prefix = "sqlite:///"
+    return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The live loop: read frames (capture thread), score them, draw, show and write, until the source ends or the user quits."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import cv2
+
+from emotify_ml.live.outputs import OutputError
+from emotify_ml.live.render import draw_faces, draw_status
+
+QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
+
+
+@dataclass
+class RunSummary:
+    """What a run did.
+
+    Attributes
+    ----------
+    frames : int
+        Frames scored.
+    faces : int
+        Face observations (faces summed over frames).
+    seconds : float
+        Wall time from the first frame to the last (start-up and warm-up excluded).
+    fps : float
+        ``frames / seconds``: frames scored, drawn and written per second.
+    stage_ms : dict
+        Mean milliseconds per frame of each stage (``detect``, ``crop``, ``embed``, ``classify``,
+        ``track``, ``actions``, ``draw``, ``total``).
+    flicker : dict
+        See :meth:`emotify_ml.live.smooth.FlickerMeter.summary`.
+    stopped_by : {"end", "user", "interrupt", "max_frames"}
+    """
+
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    stage_ms: dict = field(default_factory=dict)
+    flicker: dict = field(default_factory=dict)
+    stopped_by: str = "end"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Display:
+    """The overlay window (needs an OpenCV build with a GUI and a screen).
+
+    Raises
+    ------
+    OutputError
+        No screen, or an OpenCV without GUI support (``opencv-python-headless``).
+    """
+
+    def __init__(self, title: str = "Emotify live"):
+        self.title = title
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise OutputError("no screen to show the window on (DISPLAY is not set); run with --no-display "
+                              "and --output annotated.mp4 and/or --jsonl results.jsonl")
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise OutputError("this OpenCV has no GUI support (opencv-python-headless), so it cannot open a window; "
+                              "install opencv-python, or run with --no-display and --output/--jsonl") from None
+        self._open = True
+
+    def show(self, image, wait_ms: int = 1) -> int:
+        """Show a frame and return the key pressed (-1 for none). ``wait_ms=0`` waits for a key."""
+        cv2.imshow(self.title, image)
+        return cv2.waitKey(wait_ms) & 0xFF if wait_ms >= 0 else -1
+
+    @property
+    def closed(self) -> bool:
+        """True once the user closed the window."""
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass
+
+
+def run_live(source, scorer, *, display: Display | None = None, video=None, jsonl=None, max_frames: int | None = None,
+             bars: bool = True, pace: bool = False, status: bool = True, on_result=None) -> RunSummary:
+    """Score every frame of ``source`` until it ends, the user quits, or ``max_frames``.
+
+    Parameters
+    ----------
+    source : :class:`~emotify_ml.live.capture.FrameSource`
+        Read in its own thread; closed on return.
+    scorer : :class:`~emotify_ml.live.scorer.FrameScorer`
+    display : Display, optional
+        Show each annotated frame; ``q`` or Esc (or closing the window) stops. For image
+        sources, each image waits for a key.
+    video : :class:`~emotify_ml.live.outputs.VideoWriter`, optional
+        Receives each annotated frame; closed on return.
+    jsonl : :class:`~emotify_ml.live.outputs.JsonlWriter`, optional
+        Receives each frame's faces; closed on return.
+    max_frames : int, optional
+        Stop after this many frames.
+    bars : bool
+        Draw the probability bar chart next to each face.
+    pace : bool
+        Play a video file at its own frame rate instead of as fast as possible.
+    status : bool
+        Draw the FPS / timing line.
+    on_result : callable, optional
+        Called with each :class:`~emotify_ml.live.scorer.FrameResult`.
+
+    Returns
+    -------
+    RunSummary
+        Also when stopped by Ctrl-C (``stopped_by="interrupt"``): outputs are flushed first.
+    """
+    summary = RunSummary()
+    totals: dict[str, float] = {}
+    draw = display is not None or video is not None
+    read_timeout = (getattr(source, "stall_timeout", 2.0) + 3.0) if getattr(source, "live", False) else None
+    wait_ms = 0 if getattr(source, "independent", False) else 1
+    fps = None
+    start = last = None
+    try:
+        scorer.warm_up()
+        while True:
+            frame = source.read(timeout=read_timeout)
+            if frame is None:
+                break
+            now = time.perf_counter()
+            if start is None:
+                start = last = now
+            if pace and source.fps and start is not None:
+                delay = frame.timestamp - (now - start)
+                if delay > 0:
+                    time.sleep(delay)
+            result = scorer.score(frame.image, frame.index, frame.timestamp, frame.name)
+            t = time.perf_counter()
+            image = frame.image
+            if draw:
+                draw_faces(image, result, scorer.class_names, bars=bars)
+                if status:
+                    draw_status(image, fps, result.timings, len(result.faces))
+            result.timings["draw"] = (time.perf_counter() - t) * 1000.0
+            if jsonl is not None:
+                jsonl.write(result)
+            if video is not None:
+                video.write(image)
+            if on_result is not None:
+                on_result(result)
+            summary.frames += 1
+            summary.faces += len(result.faces)
+            for stage, ms in result.timings.items():
+                totals[stage] = totals.get(stage, 0.0) + ms
+            end = time.perf_counter()
+            totals["total"] = totals.get("total", 0.0) + (end - now) * 1000.0
+            if summary.frames > 1:
+                instant = 1.0 / max(end - last, 1e-6)
+                fps = instant if fps is None else 0.9 * fps + 0.1 * instant
+            last = end
+            if display is not None:
+                key = display.show(image, wait_ms)
+                if key in QUIT_KEYS or display.closed:
+                    summary.stopped_by = "user"
+                    break
+            if max_frames and summary.frames >= max_frames:
+                summary.stopped_by = "max_frames"
+                break
+    except KeyboardInterrupt:
+        summary.stopped_by = "interrupt"
+    finally:
+        for closer in (source, jsonl, video, display):
+            if closer is not None:
+                closer.close()
+    if start is not None and summary.frames:
+        summary.seconds = round(last - start, 4)
+        summary.fps = round(summary.frames / summary.seconds, 2) if summary.seconds > 0 else 0.0
+        summary.stage_ms = {k: round(v / summary.frames, 3) for k, v in totals.items()}
+    summary.flicker = scorer.flicker.summary()
+    return summary

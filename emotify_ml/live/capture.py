@@ -1,0 +1,403 @@
+"""Frame sources for live scoring: a camera, a video file or stream, an image file or a folder of images.
+
+Every source reads in its own thread, so a slow frame in the scoring loop never
+blocks the camera (and a stalled camera never blocks the window):
+
+* a camera or network stream keeps only the newest frame (old frames are dropped, the
+  overlay stays current);
+* a video file or an image folder is read ahead into a small queue and every frame is
+  delivered, in order, so results are reproducible.
+
+Errors (no camera, camera unplugged, unreadable file) are raised as
+:class:`~emotify_ml.exceptions.SourceError` from :meth:`FrameSource.read` in the
+caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotify_ml.exceptions import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""Files a folder source reads; anything else in the folder is ignored."""
+
+STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a source.
+
+    Attributes
+    ----------
+    index : int
+        0-based position in the source (frames dropped by a camera leave gaps).
+    timestamp : float
+        Seconds: media time for a video file, time since opening for a camera, 0 for images.
+    image : (H, W, 3) uint8 BGR
+    name : str or None
+        The image file name for image sources.
+    """
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+    name: str | None = None
+
+
+_END = object()
+
+
+class FrameSource:
+    """A source read by a background thread. Use :func:`open_source` to make one.
+
+    Attributes
+    ----------
+    kind : {"camera", "stream", "video", "images"}
+    description : str
+        Human-readable name for messages.
+    fps : float or None
+        Nominal frame rate (video files and cameras that report one).
+    live : bool
+        True for cameras and streams (newest frame wins), False for files (every frame).
+    independent : bool
+        True when consecutive frames are unrelated pictures (an image folder): no tracking.
+    """
+
+    kind = "source"
+    live = False
+    independent = False
+
+    def __init__(self, description: str, fps: float | None = None, buffer: int = 8):
+        self.description = description
+        self.fps = fps
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else buffer)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._released = False
+        self._release_lock = threading.Lock()
+
+    # --- to implement -------------------------------------------------------------------
+    def _frames(self):
+        """Yield :class:`Frame` objects; raise SourceError on failure. Runs in the reader thread."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free the device or file (called once, from the reader thread when it ends)."""
+
+    # --- threading ----------------------------------------------------------------------
+    def start(self) -> "FrameSource":
+        """Start the reader thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"emotify-capture-{self.kind}", daemon=True)
+            self._thread.start()
+        return self
+
+    def _put(self, item) -> bool:
+        """Hand an item to the consumer; False when the source is being closed."""
+        if self.live and item is not _END and not isinstance(item, BaseException):
+            try:  # newest frame wins: drop the one the consumer has not taken yet
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if self.live:
+                    try:
+                        self._queue.get_nowait()
+                    except queue.Empty:
+                        pass
+        return False
+
+    def _run(self) -> None:
+        try:
+            for frame in self._frames():
+                if not self._put(frame):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer thread, raised there
+            self._put(exc if isinstance(exc, SourceError) else
+                      SourceError(f"{self.description}: {type(exc).__name__}: {exc}"))
+        finally:
+            self._release_once()
+
+    def _release_once(self) -> None:
+        with self._release_lock:
+            if not self._released:
+                self._released = True
+                self._release()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame, or None at the end of the source.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait for a frame; None waits as long as the reader thread lives.
+
+        Raises
+        ------
+        SourceError
+            The source failed (camera unplugged, file unreadable) or gave no frame in ``timeout``.
+        """
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._thread is not None and not self._thread.is_alive() and self._queue.empty():
+                    return None
+                if deadline is not None and time.monotonic() > deadline:
+                    raise SourceError(f"{self.description}: no frame for {timeout:g} s") from None
+        if item is _END:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __iter__(self):
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        """Stop the reader thread and release the device or file."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        if self._thread is None or not self._thread.is_alive():
+            self._release_once()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+class _CaptureSource(FrameSource):
+    """A source read through ``cv2.VideoCapture`` (camera, stream or video file)."""
+
+    def __init__(self, cap, description: str):
+        fps = cap.get(cv2.CAP_PROP_FPS) or None
+        super().__init__(description, fps=fps if fps and 1.0 <= fps <= 1000.0 else None)
+        self._cap = cap
+
+    def _release(self) -> None:
+        self._cap.release()
+
+
+class _LiveCaptureSource(_CaptureSource):
+    """A camera or stream: newest frame wins, timestamped on capture, a stall is an error."""
+
+    kind = "camera"
+    live = True
+
+    def __init__(self, cap, description: str, stall_timeout: float = 2.0):
+        super().__init__(cap, description)
+        self.stall_timeout = stall_timeout
+
+    def _frames(self):
+        start = time.monotonic()
+        last_ok = start
+        index = 0
+        while not self._stop.is_set():
+            ok, image = self._cap.read()
+            now = time.monotonic()
+            if not ok or image is None:
+                if index == 0 and now - start > self.stall_timeout:
+                    raise SourceError(f"{self.description} opened but gives no frames")
+                if index > 0 and now - last_ok > self.stall_timeout:
+                    raise SourceError(f"{self.description} stopped giving frames (unplugged or taken by another program)")
+                time.sleep(0.01)
+                continue
+            last_ok = now
+            yield Frame(index, now - start, _to_bgr(image))
+            index += 1
+
+
+class CameraSource(_LiveCaptureSource):
+    """A local camera (``cv2.VideoCapture(index)``); frames are timestamped on capture.
+
+    Parameters
+    ----------
+    index : int
+        Camera index (0 is the default camera).
+    width, height : int, optional
+        Requested resolution (the camera may pick the nearest it supports).
+    stall_timeout : float
+        Seconds without a frame after which the camera counts as unplugged.
+    """
+
+    kind = "camera"
+
+    def __init__(self, index: int = 0, *, width: int | None = 640, height: int | None = 480,
+                 stall_timeout: float = 2.0):
+        cap = cv2.VideoCapture(int(index))
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"no camera at index {index}: it does not exist, is in use, or access is denied "
+                              "(use --source with a video file, an image or a folder to run without a camera)")
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
+        super().__init__(cap, f"camera {index}", stall_timeout)
+
+
+class StreamSource(_LiveCaptureSource):
+    """A network stream (``rtsp://``, ``http://``...) read like a camera: newest frame wins."""
+
+    kind = "stream"
+
+    def __init__(self, url: str, stall_timeout: float = 5.0):
+        cap = cv2.VideoCapture(url)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open stream {url!r}")
+        super().__init__(cap, f"stream {url}", stall_timeout)
+
+
+class VideoSource(_CaptureSource):
+    """A video file; every frame is delivered in order, timestamped with its media time."""
+
+    kind = "video"
+
+    def __init__(self, path):
+        path = Path(path)
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot read {str(path)!r}: not a video, image or folder OpenCV can open")
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise SourceError(f"cannot read {str(path)!r}: the video has no decodable frame")
+        super().__init__(cap, f"video {path.name}")
+        self._first = first
+        self.n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    def _frames(self):
+        fps = self.fps or 30.0
+        image, index = self._first, 0
+        self._first = None
+        while image is not None and not self._stop.is_set():
+            yield Frame(index, index / fps, _to_bgr(image))
+            index += 1
+            ok, image = self._cap.read()
+            if not ok:
+                image = None
+        if self.n_frames and index < self.n_frames - 1:
+            log.warning("%s ended after %d of %d frames (truncated or damaged file)", self.description, index, self.n_frames)
+
+
+class ImageSource(FrameSource):
+    """One image file or every image in a folder (sorted by name); each image is scored on its own.
+
+    Unreadable files in a folder are skipped with a warning; a single unreadable file,
+    or a folder without any readable image, is an error.
+    """
+
+    kind = "images"
+    independent = True
+
+    def __init__(self, path):
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise SourceError(f"folder {str(path)!r} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            description = f"folder {path.name or path} ({len(files)} images)"
+        else:
+            files = [path]
+            description = f"image {path.name}"
+        super().__init__(description)
+        self.files = files
+        self._first = _read_image(files[0]) if len(files) == 1 else None
+        if len(files) == 1 and self._first is None:
+            raise SourceError(f"cannot read {str(path)!r}: not an image OpenCV can decode")
+
+    def _frames(self):
+        n_read = 0
+        for index, file in enumerate(self.files):
+            if self._stop.is_set():
+                return
+            image = self._first if index == 0 and self._first is not None else _read_image(file)
+            if image is None:
+                log.warning("skipping %s: not an image OpenCV can decode", file)
+                continue
+            n_read += 1
+            yield Frame(index, 0.0, image, file.name)
+        if n_read == 0:
+            raise SourceError(f"{self.description}: none of the images can be decoded")
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    try:
+        data = np.fromfile(str(path), np.uint8)  # imread cannot open non-ASCII paths on Windows
+    except OSError:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return image
+
+
+def _to_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def open_source(spec, *, width: int | None = 640, height: int | None = 480) -> FrameSource:
+    """Open what ``--source`` names.
+
+    Parameters
+    ----------
+    spec : int or str or path
+        A camera index (``0``), a stream URL, a video file, an image file or a folder of images.
+    width, height : int, optional
+        Resolution asked of a camera.
+
+    Returns
+    -------
+    FrameSource
+        Not started yet; :meth:`FrameSource.read` starts it.
+
+    Raises
+    ------
+    SourceError
+        Nothing can be read from ``spec``.
+    """
+    text = str(spec).strip()
+    if isinstance(spec, (int, np.integer)) or text.isdigit():
+        return CameraSource(int(text), width=width, height=height)
+    if text.lower().startswith(STREAM_PREFIXES):
+        return StreamSource(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SourceError(f"source {text!r} does not exist (expected a camera index, a video file, "
+                          "an image file or a folder of images)")
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path)
+    if path.stat().st_size == 0:
+        raise SourceError(f"cannot read {text!r}: the file is empty")
+    return VideoSource(path)

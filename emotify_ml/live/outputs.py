@@ -1,0 +1,135 @@
+"""Headless outputs of live scoring: results as JSON lines and the annotated video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotify_ml.exceptions import EmotifyError
+from emotify_ml.labels import EMOTIONS
+
+
+class OutputError(EmotifyError, OSError):
+    """An output (``--output``, ``--jsonl``, the display window) cannot be written or opened."""
+
+
+def _check_parent(path: Path, flag: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.parent.is_dir():
+        raise OutputError(f"{flag} {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise OutputError(f"{flag} {str(path)!r} is a folder; give a file name")
+    return path
+
+
+def face_record(result, face, class_names=EMOTIONS) -> dict:
+    """The JSON line of one face in one frame.
+
+    Keys: ``frame``, ``timestamp`` (s), ``image`` (file name, image sources only), ``track_id``,
+    ``box`` (``[x, y, w, h]`` pixels), ``score`` (detector), ``proba`` (this frame, per class),
+    ``smoothed`` (per class), ``label`` (smoothed arg-max), ``confidence``, ``raw_label``, and
+    ``actions`` with ``--actions``.
+    """
+    record = {"frame": int(result.index), "timestamp": round(float(result.timestamp), 4)}
+    if result.name is not None:
+        record["image"] = result.name
+    record.update({
+        "track_id": int(face.track_id),
+        "box": [round(float(v), 1) for v in face.box],
+        "score": round(float(face.score), 4),
+        "proba": {name: round(float(p), 5) for name, p in zip(class_names, face.proba)},
+        "smoothed": {name: round(float(p), 5) for name, p in zip(class_names, face.smoothed)},
+        "label": face.label,
+        "confidence": round(face.confidence, 5),
+        "raw_label": face.raw_label,
+    })
+    if face.actions is not None:
+        record["actions"] = _jsonable(face.actions)
+    return record
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class JsonlWriter:
+    """One JSON line per face per frame (see :func:`face_record`)."""
+
+    def __init__(self, path, class_names=EMOTIONS):
+        self.path = _check_parent(path, "--jsonl")
+        self.class_names = class_names
+        try:
+            self._fh = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"--jsonl {str(self.path)!r}: {exc.strerror or exc}") from None
+        self.n_lines = 0
+
+    def write(self, result) -> None:
+        """Write the faces of one :class:`~emotify_ml.live.scorer.FrameResult`."""
+        for face in result.faces:
+            self._fh.write(json.dumps(face_record(result, face, self.class_names)) + "\n")
+            self.n_lines += 1
+
+    def close(self) -> None:
+        """Flush and close (idempotent)."""
+        if not self._fh.closed:
+            self._fh.close()
+
+
+class VideoWriter:
+    """The annotated frames as a video; opened on the first frame (its size fixes the video's).
+
+    Frames of another size (an image folder) are letterboxed to the first frame's size.
+    ``.mp4`` is written with the ``mp4v`` codec, ``.avi`` with MJPG.
+    """
+
+    CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+    def __init__(self, path, fps: float = 30.0):
+        self.path = _check_parent(path, "--output")
+        if self.path.suffix.lower() not in self.CODECS:
+            raise OutputError(f"--output {str(self.path)!r}: unsupported video type; use one of "
+                              f"{', '.join(sorted(self.CODECS))}")
+        self.fps = float(fps) if fps else 30.0
+        self._writer = None
+        self._size = None
+        self.n_frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        """Append one BGR frame."""
+        if self._writer is None:
+            self._size = (image.shape[1], image.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*self.CODECS[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise OutputError(f"--output {str(self.path)!r}: OpenCV cannot write this video (codec or permissions)")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = _letterbox(image, self._size)
+        self._writer.write(image)
+        self.n_frames += 1
+
+    def close(self) -> None:
+        """Finish the file (idempotent)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def _letterbox(image: np.ndarray, size) -> np.ndarray:
+    w, h = size
+    scale = min(w / image.shape[1], h / image.shape[0])
+    resized = cv2.resize(image, (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))))
+    canvas = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
+    canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+    return canvas

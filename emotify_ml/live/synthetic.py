@@ -1,0 +1,91 @@
+"""Synthetic clips made from face crops: a camera-free stand-in for tests, demos and the live benchmark.
+
+Each face crop (e.g. a 48x48 FER-2013 image) is upscaled and pasted into a plain
+frame, held for a number of frames with a little camera-like jitter and sensor
+noise, so a steady face gives a steady true label and any label change of the
+model is flicker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_px: int = 200, n_per_frame: int = 1,
+                     jitter: int = 2, noise: float = 4.0, background: int = 90, seed: int = 0):
+    """Yield BGR frames showing the given faces, each held for ``frames_per_face`` frames.
+
+    Parameters
+    ----------
+    faces : sequence of (h, w) grey or (h, w, 3) BGR uint8 crops
+    frames_per_face : int
+        Frames each face (or group of ``n_per_frame`` faces) stays on screen.
+    size : (width, height)
+        Frame size.
+    face_px : int
+        Side of the pasted face, in pixels.
+    n_per_frame : int
+        Faces side by side in each frame.
+    jitter : int
+        Largest random shift per frame, in pixels (a hand-held camera).
+    noise : float
+        Standard deviation of the Gaussian pixel noise (a webcam sensor).
+    background : int
+        Grey level of the frame.
+    seed : int
+        Random seed: the same arguments give the same frames.
+
+    Yields
+    ------
+    (height, width, 3) uint8
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    gap = (width - n_per_frame * face_px) // (n_per_frame + 1)
+    if gap < 0 or face_px + 2 * jitter > height:
+        raise ValueError(f"{n_per_frame} faces of {face_px} px do not fit in a {width}x{height} frame")
+    faces = list(faces)
+    for start in range(0, len(faces) - n_per_frame + 1, n_per_frame):
+        group = [cv2.resize(_bgr(f), (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+                 for f in faces[start:start + n_per_frame]]
+        for _ in range(frames_per_face):
+            frame = np.full((height, width, 3), background, np.uint8)
+            for k, face in enumerate(group):
+                dx, dy = rng.integers(-jitter, jitter + 1, 2) if jitter else (0, 0)
+                x = gap + k * (face_px + gap) + int(dx)
+                y = (height - face_px) // 2 + int(dy)
+                frame[y:y + face_px, x:x + face_px] = face
+            if noise:
+                frame = np.clip(frame + rng.normal(0.0, noise, frame.shape), 0, 255).astype(np.uint8)
+            yield frame
+
+
+def write_video(path, frames, fps: float = 30.0) -> Path:
+    """Write BGR frames to a video file (``.mp4``: mp4v codec, ``.avi``: MJPG) and return its path."""
+    path = Path(path)
+    writer = None
+    try:
+        for frame in frames:
+            if writer is None:
+                codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), float(fps),
+                                         (frame.shape[1], frame.shape[0]))
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write the video {str(path)!r}")
+            writer.write(frame)
+    finally:
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise ValueError("no frames to write")
+    return path
+
+
+def _bgr(face: np.ndarray) -> np.ndarray:
+    face = np.asarray(face, np.uint8)
+    if face.ndim == 2:
+        return cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
+    return face[..., :3] if face.shape[2] >= 3 else cv2.cvtColor(face[..., 0], cv2.COLOR_GRAY2BGR)
