@@ -1,0 +1,136 @@
+"""Face detection: YuNet and Haar on frames made from bundled FER-2013 sample faces."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from emotify_ml.detection import YUNET_MODEL, Detections, HaarDetector, YuNetDetector, make_detector
+from emotify_ml.exceptions import InputError, ModelNotFoundError
+from emotify_ml.live.synthetic import synthetic_frames
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    return make_detector("yunet")
+
+
+@pytest.fixture(scope="module")
+def clear_faces(sample_data, yunet):
+    """Sample test faces that YuNet finds with a high score once pasted at 200 px."""
+    faces = sample_data.split("PrivateTest").images
+    keep = [f for f in faces[:40] if _single_score(yunet, f) >= 0.85]
+    assert len(keep) >= 8
+    return np.stack(keep)
+
+
+def _single_score(detector, face):
+    found = detector.detect(next(synthetic_frames([face], frames_per_face=1, noise=0, jitter=0)))
+    return float(found.scores.max()) if len(found) else 0.0
+
+
+def _frame(faces, **kw):
+    kw.setdefault("frames_per_face", 1)
+    return next(synthetic_frames(faces, n_per_frame=len(faces), jitter=0, **kw))
+
+
+def test_yunet_finds_one_face_where_it_was_pasted(yunet, clear_faces):
+    found = yunet.detect(_frame(clear_faces[:1]))
+    assert len(found) == 1
+    assert found.boxes.shape == (1, 4) and found.boxes.dtype == np.float32
+    assert found.landmarks.shape == (1, 5, 2)
+    x, y, w, h = found.boxes[0]
+    cx, cy = x + w / 2, y + h / 2
+    assert abs(cx - 320) < 40 and abs(cy - 240) < 40  # pasted at the centre of the 640x480 frame
+    assert 100 < w < 260
+    right_eye, left_eye = found.eyes[0]
+    assert right_eye[0] < left_eye[0]  # the subject's right eye is on the image's left
+    assert 0.85 <= found.scores[0] <= 1.0
+
+
+def test_yunet_finds_every_face_of_a_frame(yunet, clear_faces):
+    found = yunet.detect(_frame(clear_faces[:3], face_px=160))
+    assert len(found) == 3
+    assert np.all(np.diff(np.sort(found.boxes[:, 0])) > 100)  # three separate boxes
+
+
+def test_no_face_gives_empty_arrays(yunet):
+    found = yunet.detect(np.full((480, 640, 3), 90, np.uint8))
+    assert len(found) == 0
+    assert found.boxes.shape == (0, 4) and found.scores.shape == (0,) and found.landmarks.shape == (0, 5, 2)
+
+
+def test_detection_size_changes_speed_not_coordinates(clear_faces):
+    frame = _frame(clear_faces[:1], size=(1280, 960), face_px=400)
+    small = make_detector("yunet", det_size=320).detect(frame)
+    full = make_detector("yunet", det_size=None).detect(frame)
+    assert len(small) == len(full) == 1
+    assert np.allclose(small.boxes, full.boxes, atol=0.1 * full.boxes[0, 2])  # both in full-frame pixels
+
+
+def test_grey_and_bgra_frames_are_accepted(yunet, clear_faces):
+    frame = _frame(clear_faces[:1])
+    assert len(yunet.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))) == 1
+    assert len(yunet.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))) == 1
+
+
+def test_score_threshold_filters(clear_faces):
+    frame = _frame(clear_faces[:1])
+    assert len(make_detector("yunet", score_threshold=0.5).detect(frame)) == 1
+    assert len(make_detector("yunet", score_threshold=0.999).detect(frame)) == 0
+
+
+def test_haar_fallback_finds_faces_without_landmarks(sample_data):
+    haar = make_detector("haar")
+    faces = sample_data.split("PrivateTest").images[:20]
+    hits = [haar.detect(_frame([f])) for f in faces]
+    found = [h for h in hits if len(h) == 1]
+    assert len(found) >= 5
+    assert all(h.landmarks is None and h.eyes is None and np.all(h.scores == 1.0) for h in found)
+    assert isinstance(haar, HaarDetector)
+
+
+def test_haar_without_opencv_cascades_fails_clearly(monkeypatch):
+    monkeypatch.delattr(cv2, "data", raising=False)
+    with pytest.raises(ModelNotFoundError, match="haarcascades"):
+        make_detector("haar")
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"kind": "mtcnn"}, ValueError, "kind must be one of yunet, haar"),
+    ({"det_size": 10}, ValueError, "det_size"),
+    ({"score_threshold": 2.0}, ValueError, "score_threshold"),
+    ({"model_path": "/nonexistent/yunet.onnx"}, ModelNotFoundError, "does not exist"),
+])
+def test_bad_detector_settings_fail_clearly(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_detector(**kwargs)
+
+
+def test_corrupt_model_file_fails_clearly(tmp_path):
+    bad = tmp_path / "yunet.onnx"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelNotFoundError, match="cannot load YuNet"):
+        YuNetDetector(bad)
+
+
+@pytest.mark.parametrize("frame", [np.zeros((480, 640, 3), np.float32), np.zeros((4, 4, 3), np.uint8),
+                                   np.zeros((480, 640, 2), np.uint8)])
+def test_bad_frames_fail_clearly(yunet, frame):
+    with pytest.raises(InputError, match="frame must be"):
+        yunet.detect(frame)
+
+
+def test_empty_detections():
+    assert len(Detections.empty()) == 0 and Detections.empty(with_landmarks=False).eyes is None
+
+
+def test_vendored_model_matches_its_readme():
+    readme = (YUNET_MODEL.parent / "README.md").read_text()
+    digest = hashlib.sha256(YUNET_MODEL.read_bytes()).hexdigest()
+    assert digest in readme
+    assert re.search(r"MIT", readme) and "Shiqi Yu" in (YUNET_MODEL.parent / "LICENSE").read_text()
