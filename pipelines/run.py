@@ -2,8 +2,10 @@
 
 Composes the configs under experiments/, builds the Pipeline from ``_target_``s,
 fits on train, reports validation and test, and tracks the run in MLflow
-(config, provenance, metrics, plots, the model). Multirun (``-m``) sweeps work
-as usual; each job is its own MLflow run.
+(config, provenance, metrics, plots, the model). A multirun (``-m``) is one
+MLflow parent run with a child run per job (:mod:`pipelines.callbacks`); the
+value main returns, the sweep objective, is the validation metric
+``selection.metric`` (default ``val_accuracy``), never a test metric.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 import logging
 
 import hydra
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
-from pipelines._common import CONFIG_PATH, exit_on_error, to_dict
+from pipelines._common import CONFIG_PATH, build, exit_on_error, job_info, to_dict
 
 log = logging.getLogger("emotify.run")
 
@@ -32,34 +33,80 @@ def run(cfg: DictConfig) -> dict:
 
     from emotify_ml.tracking import tracked_run
 
+    from pipelines.callbacks import sweep_parent_of_job
+
     config = to_dict(cfg)
     name = config.get("name") or "run"
+    job = job_info()
+    tags = {"experiment_name": name, "seed": str(config.get("seed")),
+            "reproduce": " ".join(["python -m pipelines.run", *job["overrides"]])[:5000]}
+    if job["multirun"]:
+        tags["sweep_job"] = str(job["num"])
     with tracked_run(tracking_uri=config["tracking"]["uri"], experiment=config["tracking"]["experiment"],
-                     run_name=name, config=config, tags={"experiment_name": name}) as active:
+                     run_name=f"{name}-{job['num']}" if job["multirun"] else name,
+                     parent_run_id=sweep_parent_of_job(), config=config, tags=tags) as active:
         from emotify_ml.experiment import run_experiment
+
+        log.info("loading data")
+        splits = as_splits(build(cfg.data))
+        mlflow.log_params({f"dataset.{k}": v for k, v in splits.identity.items()})
 
         import keras  # noqa: F401 - seeds every generator the pipeline may use
 
         keras.utils.set_random_seed(config["seed"])
-        log.info("loading data")
-        splits = as_splits(instantiate(cfg.data, _convert_="all"))
-        mlflow.log_params({f"dataset.{k}": v for k, v in splits.identity.items()})
-        features = {k: instantiate(v, _convert_="all") for k, v in cfg.features.items()} if cfg.get("features") else None
-        pipeline = instantiate(cfg.pipeline, _convert_="all")(
-            features=features, classifier=instantiate(cfg.classifier, _convert_="all"))
+        features = {k: build(v) for k, v in cfg.features.items()} if cfg.get("features") else None
+        pipeline = build(cfg.pipeline)(features=features, classifier=build(cfg.classifier))
         mlflow.log_text(str(pipeline), "pipeline.txt")
-        model_logger = instantiate(cfg.model_logger, _convert_="all") if cfg.get("model_logger") else None
+        model_logger = build(cfg.model_logger) if cfg.get("model_logger") else None
         metrics = run_experiment(pipeline, splits, model_logger=model_logger)
         log.info("run %s: val accuracy %.4f, test accuracy %.4f", active.info.run_id,
                  metrics.get("val_accuracy", float("nan")), metrics.get("test_accuracy", float("nan")))
         return metrics
 
 
+def compose(overrides=()) -> DictConfig:
+    """The runner's config for command-line ``overrides``, to call :func:`run` from Python (a notebook, a test).
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        As on the command line, e.g. ``["experiment=svm_hog", "classifier.C=0.1"]``.
+
+    Returns
+    -------
+    DictConfig
+        The composed config without its ``hydra`` node; ``${hydra:...}`` values resolve
+        because the Hydra config of this composition is made current.
+
+    Examples
+    --------
+    >>> metrics = run(compose(["experiment=svm_hog", "classifier.kernel=linear"]))   # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    config_dir = (Path(__file__).resolve().parent / CONFIG_PATH).resolve()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name="run"):
+        cfg = hydra_compose(config_name="run", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
 @hydra.main(config_path=CONFIG_PATH, config_name="run", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the validation accuracy (the sweep objective)."""
-    return run(cfg)["val_accuracy"]
+    """Hydra entry point; returns the validation metric ``selection.metric`` (the sweep objective)."""
+    from emotify_ml.tracking import DEFAULT_METRIC, check_selection_metric
+
+    selection = cfg.get("selection") or {}
+    metric = selection.get("metric", DEFAULT_METRIC)
+    check_selection_metric(metric, selection.get("mode", "max"))
+    return run(cfg)[metric]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,245 @@
+"""The champion: register the best run's model and move the ``champion`` alias only on evidence.
+
+One registered model (:data:`emotify_ml.model.DEFAULT_REGISTERED_MODEL`) holds
+every promoted pipeline as a version; the alias ``champion`` points at the one
+live and batch scoring load (``models:/emotify-emotion@champion``). Aliases, not
+the deprecated stages. The choice uses a validation (PublicTest) metric only;
+test metrics are reported, never used to choose. Runs that did not finish
+(FAILED, KILLED, RUNNING) are never registered.
+
+>>> result = promote(tracking_uri="sqlite:///mlflow.db", experiment="emotify")   # doctest: +SKIP
+>>> print(result.summary())                                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from emotify_ml.model import DEFAULT_REGISTERED_MODEL
+from emotify_ml.tracking import (DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TRACKING_URI, check_selection_metric,
+                                 rank_runs, search_runs)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ALIAS = "champion"
+
+
+@dataclass
+class Promotion:
+    """What :func:`promote` compared and decided.
+
+    Attributes
+    ----------
+    promoted : bool
+        Whether the candidate became the alias's version.
+    reason : str
+        Why (or why not), in words.
+    model_name, alias, metric : str
+        The registered model, the alias and the validation metric compared.
+    candidate_run_id, candidate_run_name : str
+        The best run found (or the one asked for).
+    candidate_value : float
+        Its ``metric``.
+    candidate_test : dict
+        Its test metrics (reported, not used to choose).
+    champion_version, champion_run_id, champion_value
+        The alias's version before the call, its run and its ``metric`` (None when there was none).
+    version : str or None
+        The registered version now holding the candidate (None when refused).
+    """
+
+    promoted: bool
+    reason: str
+    model_name: str
+    alias: str
+    metric: str
+    candidate_run_id: str
+    candidate_run_name: str
+    candidate_value: float
+    candidate_test: dict
+    champion_version: str | None = None
+    champion_run_id: str | None = None
+    champion_value: float | None = None
+    version: str | None = None
+
+    def summary(self) -> str:
+        """Three lines: the candidate, the champion (both with the metric) and the decision."""
+        test = ", ".join(f"{k} {v:.4f}" for k, v in sorted(self.candidate_test.items()))
+        champion = (f"{self.model_name} v{self.champion_version} (run {self.champion_run_id}): "
+                    f"{self.metric} {_fmt(self.champion_value)}" if self.champion_version else "none")
+        outcome = (f"promoted: {self.model_name} v{self.version} is now @{self.alias}" if self.promoted
+                   else f"kept the current champion: {self.reason}")
+        return (f"candidate: run {self.candidate_run_id} ({self.candidate_run_name}): {self.metric} "
+                f"{_fmt(self.candidate_value)}" + (f" [reported only: {test}]" if test else "") + "\n"
+                f"champion:  {champion}\n{outcome}")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def logged_model_uri(run, artifact_name: str = "model") -> str | None:
+    """URI of the model a run logged (``models:/<model id>``), preferring one named ``artifact_name``."""
+    from mlflow import MlflowClient
+
+    outputs = getattr(run, "outputs", None)
+    model_ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
+    if not model_ids:
+        return None
+    if len(model_ids) > 1:
+        client = MlflowClient()
+        named = [m for m in model_ids if client.get_logged_model(m).name == artifact_name]
+        model_ids = named or model_ids
+    return f"models:/{model_ids[0]}"
+
+
+def current_champion(model_name: str = DEFAULT_REGISTERED_MODEL, alias: str = DEFAULT_ALIAS, *, tracking_uri=None):
+    """The model version holding ``alias`` (None when the model or the alias does not exist yet)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def promote(*, tracking_uri=None, experiment: str = DEFAULT_EXPERIMENT, parent_run_id: str | None = None,
+            run_id: str | None = None, metric: str = DEFAULT_METRIC, mode: str = "max",
+            model_name: str = DEFAULT_REGISTERED_MODEL, alias: str = DEFAULT_ALIAS, artifact_name: str = "model",
+            force: bool = False) -> Promotion:
+    """Register the best run's model and give it ``alias`` when it beats the current holder on ``metric``.
+
+    Parameters
+    ----------
+    tracking_uri : str, optional
+        The MLflow store (runs and registry).
+    experiment : str
+        Where to look for the best run.
+    parent_run_id : str, optional
+        Only the children of this sweep parent run (``"latest"``: the newest sweep of ``experiment``).
+    run_id : str, optional
+        Promote this run instead of searching (it must have FINISHED and logged ``metric``).
+    metric : str
+        Validation metric (``val_*``) that chooses the run and is compared with the champion's.
+    mode : {"max", "min"}
+        Higher (``max``) or lower is better.
+    model_name, alias : str
+        Registered model and alias.
+    artifact_name : str
+        Name of the logged model when a run logged several.
+    force : bool
+        Give the candidate the alias even when it does not beat the champion, its
+        data differ, or the champion's metric is unknown (a rollback).
+
+    Returns
+    -------
+    Promotion
+        Both values and the decision; ``summary()`` prints them. A refused candidate is
+        not registered; a promoted one becomes a new version (or reuses the version
+        already registered from the same run) and the previous champion stays a version.
+
+    Raises
+    ------
+    ValueError
+        ``metric`` is not a validation metric, no finished run with ``metric`` and a
+        logged model exists, or ``run_id`` did not finish.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    check_selection_metric(metric, mode)
+    mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
+    client = MlflowClient()
+    candidate, model_uri = _candidate(client, tracking_uri, experiment, parent_run_id, run_id, metric, mode,
+                                      artifact_name)
+    value = candidate.data.metrics[metric]
+    result = Promotion(promoted=False, reason="", model_name=model_name, alias=alias, metric=metric,
+                       candidate_run_id=candidate.info.run_id, candidate_run_name=candidate.info.run_name or "",
+                       candidate_value=value,
+                       candidate_test={k: v for k, v in candidate.data.metrics.items()
+                                       if k in ("test_accuracy", "test_macro_f1")})
+    champion = current_champion(model_name, alias, tracking_uri=tracking_uri)
+    if champion is not None:
+        result.champion_version, result.champion_run_id = str(champion.version), champion.run_id
+        champion_run = _get_run(client, champion.run_id)
+        result.champion_value = champion_run.data.metrics.get(metric) if champion_run else None
+        refusal = _refusal(candidate, champion_run, result, mode)
+        if refusal and not force:
+            result.reason = refusal
+            return result
+    version = _register(client, model_uri, candidate, model_name, metric, value)
+    client.set_registered_model_alias(model_name, alias, version.version)
+    result.promoted, result.version = True, str(version.version)
+    result.reason = "forced" if force else ("no champion yet" if champion is None else "beats the champion")
+    log.info("%s v%s is now @%s (run %s)", model_name, version.version, alias, candidate.info.run_id)
+    return result
+
+
+def _candidate(client, tracking_uri, experiment, parent_run_id, run_id, metric, mode, artifact_name):
+    """The run to promote and its model URI."""
+    if run_id:
+        run = client.get_run(run_id)
+        if run.info.status != "FINISHED":
+            raise ValueError(f"run {run_id} is {run.info.status}; only a FINISHED run's model can be registered")
+        if not rank_runs([run], metric, mode):
+            raise ValueError(f"run {run_id} has no finite {metric}; it cannot be compared with the champion")
+        uri = logged_model_uri(run, artifact_name)
+        if uri is None:
+            raise ValueError(f"run {run_id} logged no model")
+        return run, uri
+    runs = search_runs(tracking_uri=tracking_uri, experiment=experiment, parent_run_id=parent_run_id)
+    for run in rank_runs(runs, metric, mode):
+        uri = logged_model_uri(run, artifact_name)
+        if uri is not None:
+            return run, uri
+        log.info("skipping run %s: it logged no model", run.info.run_id)
+    where = f"sweep {parent_run_id}" if parent_run_id else f"experiment {experiment!r}"
+    raise ValueError(f"no FINISHED run with {metric} and a logged model in {where} "
+                     f"({len(runs)} runs looked at); failed runs are never registered")
+
+
+def _get_run(client, run_id):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id) if run_id else None
+    except MlflowException:
+        return None
+
+
+def _refusal(candidate, champion_run, result: Promotion, mode: str) -> str | None:
+    """Why the candidate must not replace the champion (None: it may)."""
+    if champion_run is not None and champion_run.info.run_id == candidate.info.run_id:
+        return f"run {candidate.info.run_id} already is @{result.alias}"
+    if result.champion_value is None or not math.isfinite(result.champion_value):
+        return (f"the champion's run has no {result.metric}, so the two cannot be compared "
+                "(use force=true to replace it anyway)")
+    data = candidate.data.params.get("dataset.hash"), champion_run.data.params.get("dataset.hash")
+    if all(data) and data[0] != data[1]:
+        return (f"the candidate was validated on other data (dataset.hash {data[0][:12]}) than the champion "
+                f"({data[1][:12]}); their {result.metric} are not comparable (use force=true to replace it anyway)")
+    better = (result.candidate_value > result.champion_value if mode == "max"
+              else result.candidate_value < result.champion_value)
+    if not better:
+        return (f"{result.metric} {_fmt(result.candidate_value)} does not beat the champion's "
+                f"{_fmt(result.champion_value)}")
+    return None
+
+
+def _register(client, model_uri: str, run, model_name: str, metric: str, value: float):
+    """The version holding ``run``'s model: the existing one, or a new one."""
+    import mlflow
+
+    existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run.info.run_id}'")
+    if existing:
+        return max(existing, key=lambda v: int(v.version))
+    tags = {"run_name": run.info.run_name or "", "experiment_name": run.data.tags.get("experiment_name", ""),
+            metric: f"{value:.6f}", "dataset.hash": run.data.params.get("dataset.hash", ""),
+            "git_commit": run.data.tags.get("git_commit", "")}
+    return mlflow.register_model(model_uri, model_name, tags=tags)
