@@ -174,15 +174,15 @@ class HaarDetector:
         A cascade XML; None is ``haarcascade_frontalface_default.xml`` from ``cv2.data.haarcascades``.
     det_size : int or None, default=320
         Longest side of the image the cascade scans (see :class:`YuNetDetector`).
-    scale_factor : float, default=1.1
-        Image pyramid step.
+    scale_factor : float, default=1.2
+        Image pyramid step (smaller: finds more sizes, slower).
     min_neighbors : int, default=5
         Overlapping hits needed to keep a face (higher: fewer false faces).
     min_size : int, default=24
         Smallest face side in pixels, at detection scale.
     """
 
-    def __init__(self, cascade_path=None, *, det_size: int | None = 320, scale_factor: float = 1.1,
+    def __init__(self, cascade_path=None, *, det_size: int | None = 320, scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 24):
         self.cascade_path = cascade_path
         self.det_size = det_size
@@ -213,11 +213,29 @@ class HaarDetector:
                                                minSize=(self.min_size, self.min_size))
         if len(found) == 0:
             return Detections.empty(with_landmarks=False)
-        boxes = np.asarray(found, np.float32) / np.float32(scale)
+        boxes = _drop_nested(np.asarray(found, np.float32)) / np.float32(scale)
         return Detections(boxes=boxes, scores=np.ones(len(boxes), np.float32), landmarks=None)
 
     def __repr__(self) -> str:
         return f"HaarDetector(det_size={self.det_size}, min_neighbors={self.min_neighbors})"
+
+
+def _drop_nested(boxes: np.ndarray, overlap: float = 0.6) -> np.ndarray:
+    """Drop boxes lying mostly (``overlap`` of their area) inside a bigger one: the cascade often finds a face twice."""
+    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]))
+    kept: list[np.ndarray] = []
+    for box in boxes[order]:
+        x0, y0, w, h = box
+        nested = False
+        for big in kept:
+            iw = min(x0 + w, big[0] + big[2]) - max(x0, big[0])
+            ih = min(y0 + h, big[1] + big[3]) - max(y0, big[1])
+            if iw > 0 and ih > 0 and iw * ih >= overlap * w * h:
+                nested = True
+                break
+        if not nested:
+            kept.append(box)
+    return np.stack(kept)
 
 
 def make_detector(kind: str = "yunet", **kwargs):

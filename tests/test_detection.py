@@ -134,3 +134,10 @@ def test_vendored_model_matches_its_readme():
     digest = hashlib.sha256(YUNET_MODEL.read_bytes()).hexdigest()
     assert digest in readme
     assert re.search(r"MIT", readme) and "Shiqi Yu" in (YUNET_MODEL.parent / "LICENSE").read_text()
+
+
+def test_haar_reports_a_face_once():
+    from emotify_ml.detection import _drop_nested
+
+    boxes = np.array([[106, 64, 85, 85], [124, 96, 71, 71], [300, 50, 40, 40]], np.float32)
+    assert _drop_nested(boxes).tolist() == [[106, 64, 85, 85], [300, 50, 40, 40]]

@@ -29,10 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Score facial emotions live: a box per face with its smoothed emotion, "
         "a probability chart and FPS; or headless, to an annotated video and JSON lines.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog="Keys in the window: q or Esc quits; with images, any other key shows the next one. "
+        "Exit codes: 0 done, 1 error, 2 bad arguments, 3 model not found, 4 source unreadable, "
+        "5 output unwritable, 130 interrupted.")
     io = p.add_argument_group("input and output")
     io.add_argument("--source", default="0",
-                    help="camera index, video file or stream URL, image file, or folder of images")
+                    help="camera index, video file or stream URL, image file, or folder of images (default: 0, the default camera)")
     io.add_argument("--model", default=None,
                     help="MLflow model URI (runs:/<id>/model, models:/<name>@<alias>) or local model folder; "
                     "default: models:/emotify-emotion@champion from the tracking store, else the shipped model")
@@ -43,23 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     io.add_argument("--realtime", action="store_true",
                     help="play a video file at its own frame rate (default with a window; headless runs go as fast as possible)")
-    io.add_argument("--width", type=int, default=640, help="camera frame width to ask for")
-    io.add_argument("--height", type=int, default=480, help="camera frame height to ask for")
+    io.add_argument("--width", type=int, default=640, help="camera frame width to ask for (default: 640)")
+    io.add_argument("--height", type=int, default=480, help="camera frame height to ask for (default: 480)")
 
     det = p.add_argument_group("face detection")
-    det.add_argument("--detector", choices=("yunet", "haar"), default="yunet", help="face detector")
+    det.add_argument("--detector", choices=("yunet", "haar"), default="yunet", help="face detector (default: yunet; haar is a slower fallback without alignment)")
     det.add_argument("--det-size", type=int, default=320,
-                     help="longest side in pixels of the image the detector sees (0: full frame)")
-    det.add_argument("--score-threshold", type=float, default=0.6, help="least YuNet face score")
-    det.add_argument("--margin", type=float, default=0.15, help="crop margin, as a fraction of the face box")
+                     help="longest side in pixels of the image the detector sees; bigger frames are shrunk for speed "
+                     "(default: 320; 0: the full frame)")
+    det.add_argument("--score-threshold", type=float, default=0.6, help="least YuNet face score (default: 0.6)")
+    det.add_argument("--margin", type=float, default=0.15, help="crop margin, as a fraction of the face box (default: 0.15, as in training)")
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
 
     sm = p.add_argument_group("tracking and smoothing")
-    sm.add_argument("--smoothing", choices=("ema", "window", "none"), default="ema", help="temporal smoothing")
-    sm.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame")
-    sm.add_argument("--window", type=int, default=8, help="frames averaged by --smoothing window")
-    sm.add_argument("--iou", type=float, default=0.3, help="least box overlap to continue a track")
-    sm.add_argument("--max-missed", type=int, default=10, help="frames a face may be missed before its track ends")
+    sm.add_argument("--smoothing", choices=("ema", "window", "none"), default="ema", help="temporal smoothing of each face's probabilities (default: ema)")
+    sm.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame; smaller is smoother and slower (default: 0.3)")
+    sm.add_argument("--window", type=int, default=8, help="frames averaged by --smoothing window (default: 8)")
+    sm.add_argument("--iou", type=float, default=0.3, help="least box overlap (IoU) to continue a track (default: 0.3)")
+    sm.add_argument("--max-missed", type=int, default=10, help="frames a face may be missed before its track ends (default: 10)")
 
     misc = p.add_argument_group("other")
     misc.add_argument("--actions", action="store_true", help="also predict each person's action (emotify_ml.actions)")

@@ -94,7 +94,8 @@ class Display:
 
 
 def run_live(source, scorer, *, display: Display | None = None, video=None, jsonl=None, max_frames: int | None = None,
-             bars: bool = True, pace: bool = False, status: bool = True, on_result=None) -> RunSummary:
+             bars: bool = True, pace: bool = False, status: bool = True, draw: bool | None = None,
+             on_result=None) -> RunSummary:
     """Score every frame of ``source`` until it ends, the user quits, or ``max_frames``.
 
     Parameters
@@ -117,6 +118,8 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
         Play a video file at its own frame rate instead of as fast as possible.
     status : bool
         Draw the FPS / timing line.
+    draw : bool, optional
+        Draw the overlay; None (default) draws only when there is a display or a video to show it.
     on_result : callable, optional
         Called with each :class:`~emotify_ml.live.scorer.FrameResult`.
 
@@ -127,7 +130,8 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
     """
     summary = RunSummary()
     totals: dict[str, float] = {}
-    draw = display is not None or video is not None
+    if draw is None:
+        draw = display is not None or video is not None
     read_timeout = (getattr(source, "stall_timeout", 2.0) + 3.0) if getattr(source, "live", False) else None
     wait_ms = 0 if getattr(source, "independent", False) else 1
     fps = None
