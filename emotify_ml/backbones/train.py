@@ -80,7 +80,8 @@ def train_backbone(
     out_dir : path
         Checkpoint folder; training resumes from it when it holds ``state.json``.
     epochs : int
-        Total epochs of the cosine schedule.
+        Total epochs of the cosine schedule. Resuming with another value re-plans
+        the schedule so that it ends at the new total.
     mixed_precision : bool or None
         Use ``mixed_bfloat16`` (None: on when no GPU is present and the CPU is used,
         where bfloat16 roughly doubles throughput on AVX-512 BF16 CPUs).
@@ -113,18 +114,20 @@ def train_backbone(
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
     try:
         steps_per_epoch = math.ceil(len(train_images) / batch_size)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=learning_rate / 10,
+            decay_steps=max(1, (epochs - warmup_epochs) * steps_per_epoch),
+            warmup_target=learning_rate,
+            warmup_steps=warmup_epochs * steps_per_epoch,
+            alpha=0.01,
+        )
         if state["epochs_done"] > 0 and (out / "last.keras").exists():
             net = keras.saving.load_model(out / "last.keras")
             log.info("resuming from %s after epoch %d", out / "last.keras", state["epochs_done"])
+            # the schedule follows this call's `epochs` (identical when unchanged; re-planned otherwise)
+            net.optimizer.learning_rate = schedule
         else:
             net = build_backbone(**model_kwargs)
-            schedule = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=learning_rate / 10,
-                decay_steps=max(1, (epochs - warmup_epochs) * steps_per_epoch),
-                warmup_target=learning_rate,
-                warmup_steps=warmup_epochs * steps_per_epoch,
-                alpha=0.01,
-            )
             net.compile(
                 optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
