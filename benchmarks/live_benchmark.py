@@ -33,9 +33,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-STAGE_ORDER = ("detect", "crop", "embed", "classify", "track", "actions", "draw", "total")
-
-
 def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_per_frame: int = 1) -> Path:
     """Write the default benchmark clip from the bundled sample's test faces that YuNet finds."""
     from emotify_ml.data import load_fer2013
@@ -95,7 +92,11 @@ def _video_size(path) -> list[int]:
 
 
 def percentile_table(per_frame: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    stages = [s for s in STAGE_ORDER if s in per_frame] + sorted(s for s in per_frame if s not in STAGE_ORDER)
+    """Mean, median and 95th percentile milliseconds of each stage, in pipeline order."""
+    from emotify_ml.live.scorer import STAGES
+
+    order = (*STAGES, "total")
+    stages = [s for s in order if s in per_frame] + sorted(s for s in per_frame if s not in order)
     return {s: {"mean": round(float(np.mean(per_frame[s])), 3), "p50": round(float(np.percentile(per_frame[s], 50)), 3),
                 "p95": round(float(np.percentile(per_frame[s], 95)), 3)} for s in stages}
 

@@ -411,3 +411,42 @@ def test_run_summary_reports_fps_stages_and_flicker():
     assert summary.frames == 25 and summary.faces == 25 and summary.stopped_by == "max_frames"
     assert summary.fps > 0 and {"detect", "crop", "classify", "draw", "total"} <= set(summary.stage_ms)
     assert summary.flicker["raw_changes"] >= summary.flicker["smoothed_changes"]
+
+
+class _FakeDisplay:
+    """Stands in for the window: records the wait of each frame and presses q at ``quit_at``."""
+
+    def __init__(self, quit_at):
+        self.quit_at, self.waits, self.closed, self.was_closed = quit_at, [], False, False
+
+    def show(self, image, wait_ms=1):
+        self.waits.append(wait_ms)
+        return ord("q") if len(self.waits) == self.quit_at else -1
+
+    def close(self):
+        self.was_closed = True
+
+
+def test_q_in_the_window_stops_cleanly():
+    frames = [Frame(i, i / 30, np.zeros((240, 320, 3), np.uint8)) for i in range(30)]
+    display = _FakeDisplay(quit_at=3)
+    scorer = FrameScorer(_ScriptedDetector([[100, 60, 100, 100]]), _NoisyClassifier(_noisy_steady_proba(40)))
+    summary = run_live(_ListSource(frames), scorer, display=display)
+    assert summary.stopped_by == "user" and summary.frames == 3 and display.was_closed
+    assert display.waits == [1, 1, 1]  # a video does not wait for keys
+
+
+def test_images_wait_for_a_key_in_the_window():
+    source = _ListSource([Frame(i, 0.0, np.zeros((240, 320, 3), np.uint8), f"{i}.jpg") for i in range(2)])
+    source.independent = True
+    display = _FakeDisplay(quit_at=99)
+    run_live(source, FrameScorer(_ScriptedDetector(np.zeros((0, 4))), _NoisyClassifier(_noisy_steady_proba(2))),
+             display=display)
+    assert display.waits == [0, 0]
+
+
+def test_realtime_pacing_plays_a_video_at_its_frame_rate():
+    frames = [Frame(i, i / 30, np.zeros((120, 160, 3), np.uint8)) for i in range(10)]
+    scorer = FrameScorer(_ScriptedDetector(np.zeros((0, 4))), _NoisyClassifier(_noisy_steady_proba(2)))
+    summary = run_live(_ListSource(frames), scorer, pace=True)
+    assert summary.seconds >= 9 / 30 * 0.95
