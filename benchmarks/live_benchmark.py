@@ -125,8 +125,7 @@ def main(argv=None) -> int:
 
     from emotify_ml.detection import make_detector
     from emotify_ml.exceptions import EmotifyError
-    from emotify_ml.live.__main__ import load_model
-    from emotify_ml.live.app import run_live
+    from emotify_ml.live.app import load_model, run_live
     from emotify_ml.live.capture import open_source
     from emotify_ml.live.scorer import FrameScorer
     from emotify_ml.live.smooth import ProbabilitySmoother

@@ -2,7 +2,8 @@
 
 Every path from pixels to features goes through :func:`to_model_input` (crops
 of any size and colour to the model's grey square) and, for full frames,
-:func:`crop_face` (a detector box grown by a margin, clipped to the frame). Keeping
+:func:`crop_face` / :func:`crop_faces` (a detector box grown by a margin, clipped to the
+frame, and rotated to level the eyes when eye landmarks are given). Keeping
 both in one place is what guarantees that live and batch see identical inputs.
 """
 

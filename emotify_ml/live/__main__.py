@@ -176,7 +176,7 @@ def _components(args):
 
 
 def _score(args, parts, say):
-    from emotify_ml.live.app import Display, run_live
+    from emotify_ml.live.app import Display, load_model, run_live
     from emotify_ml.live.capture import open_source
     from emotify_ml.live.outputs import JsonlWriter, VideoWriter
     from emotify_ml.live.scorer import FrameScorer, load_action_predictor
@@ -203,48 +203,6 @@ def _score(args, parts, say):
     pace = source.kind == "video" and (args.realtime or display is not None)
     return run_live(source, scorer, display=display, video=video, jsonl=jsonl, max_frames=args.max_frames,
                     bars=args.bars, pace=pace)
-
-
-def load_model(uri, tracking_uri, say):
-    """Load the emotion model and say which one is used; a missing default gets an actionable message."""
-    from emotify_ml.exceptions import ModelNotFoundError
-    from emotify_ml.model import DEFAULT_REGISTERED_MODEL, SHIPPED_MODEL_DIR, load_emotion_model
-
-    import mlflow
-
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    store = mlflow.get_tracking_uri()
-    if uri is None and _missing_sqlite_store(store):
-        uri = SHIPPED_MODEL_DIR  # no registry here: do not create an empty store just to look in it
-        if not SHIPPED_MODEL_DIR.exists():
-            raise ModelNotFoundError(f"no emotion model: there is no tracking store ({store}) and no model is shipped "
-                                     f"in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder")
-    try:
-        model = load_emotion_model(uri)
-    except ModelNotFoundError:
-        if uri is not None:
-            raise
-        raise ModelNotFoundError(
-            f"no emotion model: the tracking store {store} has no models:/{DEFAULT_REGISTERED_MODEL}@champion "
-            f"and no model is shipped in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder"
-        ) from None
-    source = str(model.source)
-    if source == str(SHIPPED_MODEL_DIR):
-        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {store}")
-    elif source.startswith("models:"):
-        say(f"model: {source} (tracking store {store})")
-    else:
-        say(f"model: {source}")
-    return model
-
-
-def _missing_sqlite_store(uri: str) -> bool:
-    """True for a ``sqlite:///`` tracking URI whose database file does not exist (so it holds no registry)."""
-    from pathlib import Path
-
-    prefix = "sqlite:///"
-    return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()
 
 
 if __name__ == "__main__":

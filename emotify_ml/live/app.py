@@ -193,3 +193,62 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
         summary.stage_ms = {k: round(v / summary.frames, 3) for k, v in totals.items()}
     summary.flicker = scorer.flicker.summary()
     return summary
+
+
+def load_model(uri=None, tracking_uri=None, say=print):
+    """Load the emotion model for live scoring and say which one is used.
+
+    Parameters
+    ----------
+    uri : str or path, optional
+        MLflow model URI or model folder; None: ``models:/emotify-emotion@champion`` from the
+        tracking store, else the model shipped with the package. A ``sqlite:///`` store whose
+        file does not exist holds no registry and is not created just to look in it.
+    tracking_uri : str, optional
+        The tracking store (default: MLflow's).
+    say : callable
+        Receives the one-line description of the model in use.
+
+    Raises
+    ------
+    ModelNotFoundError
+        Nothing loadable; the message says what to pass instead.
+    """
+    import mlflow
+
+    from emotify_ml.exceptions import ModelNotFoundError
+    from emotify_ml.model import DEFAULT_REGISTERED_MODEL, SHIPPED_MODEL_DIR, load_emotion_model
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    store = mlflow.get_tracking_uri()
+    if uri is None and _missing_sqlite_store(store):
+        uri = SHIPPED_MODEL_DIR  # no registry here: do not create an empty store just to look in it
+        if not SHIPPED_MODEL_DIR.exists():
+            raise ModelNotFoundError(f"no emotion model: there is no tracking store ({store}) and no model is shipped "
+                                     f"in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder")
+    try:
+        model = load_emotion_model(uri)
+    except ModelNotFoundError:
+        if uri is not None:
+            raise
+        raise ModelNotFoundError(
+            f"no emotion model: the tracking store {store} has no models:/{DEFAULT_REGISTERED_MODEL}@champion "
+            f"and no model is shipped in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder"
+        ) from None
+    source = str(model.source)
+    if source == str(SHIPPED_MODEL_DIR):
+        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {store}")
+    elif source.startswith("models:"):
+        say(f"model: {source} (tracking store {store})")
+    else:
+        say(f"model: {source}")
+    return model
+
+
+def _missing_sqlite_store(uri: str) -> bool:
+    """True for a ``sqlite:///`` tracking URI whose database file does not exist (so it holds no registry)."""
+    from pathlib import Path
+
+    prefix = "sqlite:///"
+    return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()
