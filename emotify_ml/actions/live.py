@@ -1,0 +1,138 @@
+"""Per-frame action prediction for the live loop: BlazePose → MPII joints → action model → emotion fusion.
+
+The live loop calls::
+
+    predictor = load_action_predictor(model_uri=None, emotion_weight=1.0, min_confidence=0.3)
+    results = predictor.predict(frame_bgr, face_boxes, emotion_proba)   # one item per face
+    predictor.last_timings                                                # {"pose": ms, "action": ms}
+
+Each face gets ``None`` (no detected body contains it) or
+``{"actions": [[name, prob], ...top 3], "label": name or "uncertain", "person_box": [x, y, w, h]}``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from emotify_ml.actions.fusion import fuse, top_actions
+from emotify_ml.exceptions import InputError
+from emotify_ml.labels import EMOTIONS
+
+
+class ActionPredictor:
+    """Actions of the people whose bodies contain the given faces.
+
+    Parameters
+    ----------
+    pose_estimator : callable
+        ``pose_estimator(frame_bgr) -> list`` of objects with ``joints`` (16, 2) MPII pixels
+        (NaN = missing), ``box`` (x, y, w, h) and ``landmarks`` (L, 2+) pixels;
+        e.g. :class:`emotify_ml.actions.blazepose.BlazePose`.
+    action_model : object with ``predict_proba(poses (N, 16, 2)) -> (N, 20)``
+        e.g. :class:`emotify_ml.actions.pipeline.ActionClassifier`.
+    prior : (7, 20) array
+        P(category | emotion), see :func:`emotify_ml.actions.fusion.load_action_prior`.
+    emotion_weight : float
+        λ of the fusion; 0 = pose only.
+    min_confidence : float
+        Below this top probability the ``label`` is ``"uncertain"``.
+    top_k : int
+
+    Attributes
+    ----------
+    last_timings : dict of str → float
+        Milliseconds of the last :meth:`predict`: ``pose`` (keypoints) and ``action`` (features, model, fusion).
+    """
+
+    def __init__(self, pose_estimator, action_model, prior, *, emotion_weight: float = 1.0,
+                 min_confidence: float = 0.3, top_k: int = 3):
+        self.pose_estimator = pose_estimator
+        self.action_model = action_model
+        self.prior = prior
+        self.emotion_weight = emotion_weight
+        self.min_confidence = min_confidence
+        self.top_k = top_k
+        self.last_timings: dict[str, float] = {}
+
+    def predict(self, frame_bgr, face_boxes, emotion_proba) -> list:
+        """One result per face box (see the module docstring).
+
+        Parameters
+        ----------
+        frame_bgr : (H, W, 3) uint8
+        face_boxes : (K, 4) x, y, w, h in pixels
+        emotion_proba : (K, 7) emotion probabilities of those faces (None: pose only)
+        """
+        boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
+        if emotion_proba is not None:
+            emotion_proba = np.asarray(emotion_proba, dtype=np.float64).reshape(-1, len(EMOTIONS))
+            if len(emotion_proba) != len(boxes):
+                raise InputError(f"emotion_proba has {len(emotion_proba)} rows for {len(boxes)} face boxes")
+        t0 = time.perf_counter()
+        people = self.pose_estimator(frame_bgr) if len(boxes) else []
+        t1 = time.perf_counter()
+        results: list = [None] * len(boxes)
+        owner = assign_faces(boxes, people)
+        matched = [i for i in range(len(boxes)) if owner[i] >= 0]
+        if matched:
+            poses = np.stack([people[owner[i]].joints for i in matched])
+            proba = self.action_model.predict_proba(poses)
+            emo = emotion_proba[matched] if emotion_proba is not None else None
+            fused = fuse(proba, emo, self.prior, self.emotion_weight)
+            for i, item in zip(matched, top_actions(fused, k=self.top_k, min_confidence=self.min_confidence)):
+                item["person_box"] = [float(v) for v in people[owner[i]].box]
+                results[i] = item
+        self.last_timings = {"pose": 1000 * (t1 - t0), "action": 1000 * (time.perf_counter() - t1)}
+        return results
+
+
+def assign_faces(face_boxes, people) -> np.ndarray:
+    """Index of the person whose body box contains each face's centre (-1: none).
+
+    When several contain it, the person whose head landmarks (the first 11 BlazePose
+    points, or all of them) lie nearest the face centre wins; each person takes at most one face.
+    """
+    boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
+    owner = np.full(len(boxes), -1)
+    if not len(people):
+        return owner
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    cost = np.full((len(boxes), len(people)), np.inf)
+    for j, person in enumerate(people):
+        x, y, w, h = person.box
+        inside = (centres[:, 0] >= x) & (centres[:, 0] <= x + w) & (centres[:, 1] >= y) & (centres[:, 1] <= y + h)
+        lm = np.asarray(person.landmarks, dtype=np.float64)[:, :2]
+        head = lm[:11] if len(lm) >= 33 else lm
+        head = head[np.isfinite(head).all(1)]
+        ref = head.mean(0) if len(head) else np.array([x + w / 2, y])
+        cost[inside, j] = np.linalg.norm(centres[inside] - ref, axis=1)
+    taken = set()
+    for i, j in sorted(((i, j) for i in range(len(boxes)) for j in range(len(people)) if np.isfinite(cost[i, j])),
+                       key=lambda ij: cost[ij]):
+        if owner[i] < 0 and j not in taken:
+            owner[i] = j
+            taken.add(j)
+    return owner
+
+
+def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confidence: float = 0.3) -> ActionPredictor:
+    """The live action predictor: vendored BlazePose, the action model and the emotion prior.
+
+    Parameters
+    ----------
+    model_uri : str, optional
+        An action model (MLflow URI or model directory); None is the model shipped in
+        ``emotify_ml/assets/action_model`` (nothing is downloaded).
+    emotion_weight : float
+        λ of the emotion fusion (0 = pose only).
+    min_confidence : float
+        Top probability below which the label is ``"uncertain"``.
+    """
+    from emotify_ml.actions.blazepose import BlazePose
+    from emotify_ml.actions.fusion import load_action_prior
+    from emotify_ml.actions.pipeline import load_action_model
+
+    return ActionPredictor(BlazePose(), load_action_model(model_uri), load_action_prior(),
+                           emotion_weight=emotion_weight, min_confidence=min_confidence)

@@ -1,0 +1,367 @@
+"""Action Pipelines (poses → calibrated category probabilities) and their MLflow pyfunc model.
+
+Every action model has the same shape, built by :func:`build_action_pipeline`::
+
+    HoldoutCalibrated(                      # temperature scaling on a held-out part of train
+        MirrorAugmented(                    # trains on each pose and its mirror image, averages both at predict
+            Pipeline(features → [scale] → classifier)))
+
+Mirroring sits inside the calibration, so a pose and its mirror never land on both
+sides of the calibration split. The model takes the (N, 32) joint table of
+:mod:`emotify_ml.data.mpii` (pixels, NaN or -1 for missing joints).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from emotify_ml.actions.pose_features import mirror_poses
+from emotify_ml.evaluation import full_proba
+from emotify_ml.exceptions import ModelNotFoundError
+from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
+
+log = logging.getLogger(__name__)
+
+PIPELINE_ARTIFACT = "pipeline.joblib"
+SHIPPED_ACTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "action_model"
+"""The default action model, an MLflow pyfunc directory shipped with the package."""
+
+INPUT_COLUMNS: tuple[str, ...] = tuple(f"{j.replace(' ', '_')}_{ax}" for j in MPII_JOINTS for ax in "xy")
+
+
+class MirrorAugmented(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on every pose and its left/right mirror image; optionally average both at predict time.
+
+    Parameters
+    ----------
+    estimator : sklearn classifier taking (N, 32) poses
+    train : bool, default True
+        Add the mirrored poses (same labels) to the training set.
+    tta : bool, default True
+        Average the probabilities of each pose and its mirror at predict time.
+
+    Attributes
+    ----------
+    estimator_ : the fitted clone
+    classes_ : ndarray
+    """
+
+    def __init__(self, *, estimator, train: bool = True, tta: bool = True):
+        self.estimator = estimator
+        self.train = train
+        self.tta = tta
+
+    def fit(self, X, y):
+        """Fit a clone of ``estimator`` on ``X`` (and its mirror images)."""
+        X, y = _flat(X), np.asarray(y)
+        if len(X) != len(y):
+            raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
+        if self.train:
+            X, y = np.concatenate([X, _flat(mirror_poses(X))]), np.concatenate([y, y])
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities (columns ``classes_``), averaged with the mirror image's when ``tta``."""
+        check_is_fitted(self)
+        X = _flat(X)
+        proba = self.estimator_.predict_proba(X)
+        if self.tta and len(X):
+            proba = 0.5 * (proba + self.estimator_.predict_proba(_flat(mirror_poses(X))))
+        return proba
+
+    def predict(self, X):
+        """The most probable class."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class HoldoutCalibrated(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on part of the training data and temperature-scale its probabilities on the rest.
+
+    One fit (unlike k-fold ``CalibratedClassifierCV``), which matters for boosted trees
+    over 20 classes on 2 cores. Temperature scaling divides the log-probabilities by
+    one scalar ``T`` fitted by minimising the log-loss on the held-out rows: it keeps
+    the ranking (accuracy, top-3 unchanged) and fixes over- (T > 1) or under-confidence (T < 1).
+
+    Parameters
+    ----------
+    estimator : sklearn classifier
+    holdout : float, default 0.15
+        Share of the training rows (stratified when possible, seeded) kept for calibration.
+    method : {"temperature", "none"}, default "temperature"
+        "none" fits on all rows and returns the estimator's own probabilities.
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    estimator_ : fitted clone of ``estimator`` (on 1 - ``holdout`` of the rows)
+    temperature_ : float
+    classes_ : ndarray
+    """
+
+    def __init__(self, *, estimator, holdout: float = 0.15, method: str = "temperature", random_state: int = 0):
+        self.estimator = estimator
+        self.holdout = holdout
+        self.method = method
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on the training part, then the temperature on the held-out part."""
+        from sklearn.model_selection import train_test_split
+
+        if self.method not in ("temperature", "none"):
+            raise ValueError(f"method must be 'temperature' or 'none'; got {self.method!r}")
+        X, y = np.asarray(X), np.asarray(y)
+        self.n_features_in_ = X.shape[1] if X.ndim > 1 else 1
+        if self.method == "none":
+            self.estimator_, self.temperature_ = clone(self.estimator).fit(X, y), 1.0
+            self.classes_ = self.estimator_.classes_
+            return self
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must be in (0, 1); got {self.holdout}")
+        _, counts = np.unique(y, return_counts=True)
+        strat = y if counts.min() >= 2 and len(counts) <= self.holdout * len(y) else None
+        fit_idx, cal_idx = train_test_split(np.arange(len(y)), test_size=self.holdout,
+                                            random_state=self.random_state, stratify=strat)
+        self.estimator_ = clone(self.estimator).fit(X[fit_idx], y[fit_idx])
+        self.classes_ = self.estimator_.classes_
+        self.temperature_ = fit_temperature(self.estimator_.predict_proba(X[cal_idx]),
+                                            np.searchsorted(self.classes_, y[cal_idx]))
+        return self
+
+    def predict_proba(self, X):
+        """Calibrated class probabilities (columns ``classes_``)."""
+        check_is_fitted(self)
+        return apply_temperature(self.estimator_.predict_proba(X), self.temperature_)
+
+    def predict(self, X):
+        """The most probable class."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def apply_temperature(proba, temperature: float) -> np.ndarray:
+    """Probabilities softened (T > 1) or sharpened (T < 1): softmax(log(proba) / T)."""
+    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1.0)) / float(temperature)
+    logits -= logits.max(1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(1, keepdims=True)
+
+
+def fit_temperature(proba, y, bounds=(0.05, 20.0)) -> float:
+    """The temperature minimising the log-loss of ``apply_temperature(proba, T)`` for labels ``y`` (column indices)."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y)
+    if len(y) == 0:
+        return 1.0
+
+    def nll(log_t):
+        p = apply_temperature(proba, np.exp(log_t))[np.arange(len(y)), y]
+        return -np.mean(np.log(np.clip(p, 1e-12, 1.0)))
+
+    res = minimize_scalar(nll, bounds=np.log(bounds), method="bounded")
+    return float(np.exp(res.x))
+
+
+def _flat(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return X.reshape(len(X), -1) if X.ndim == 3 else X
+
+
+def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: bool = True, mirror_tta: bool = True,
+                          calibration: str = "temperature", calibration_holdout: float = 0.15, random_state: int = 0,
+                          feature_weights=None, face_size=None):
+    """Assemble the action model: ``features → [scale] → classifier``, mirrored and calibrated.
+
+    Parameters
+    ----------
+    features : transformer or dict of name → transformer
+        Pose features (e.g. :class:`~emotify_ml.actions.pose_features.PoseFeatures`);
+        several become a FeatureUnion.
+    classifier : sklearn classifier with ``predict_proba``
+    scale : bool
+        Standardise the features before the classifier (for SVMs; trees do not need it).
+    mirror, mirror_tta : bool
+        Train on mirror images too; average each pose with its mirror at predict time.
+    calibration : {"temperature", "none"}
+    calibration_holdout : float
+        Share of training rows kept to fit the calibration.
+    random_state : int
+    feature_weights : dict of name → float, optional
+        Weights of the FeatureUnion parts.
+    face_size : None
+        Unused; accepted (and required to be None) because ``experiments/run.yaml``'s
+        emotion ``pipeline`` node defines it and an experiment file cannot delete a key.
+
+    Returns
+    -------
+    HoldoutCalibrated (or MirrorAugmented / Pipeline when those are switched off)
+    """
+    if face_size is not None:
+        raise ValueError(f"face_size is an emotion-pipeline setting; the action pipeline takes poses (set it to null); "
+                         f"got {face_size!r}")
+    if isinstance(features, dict):
+        parts = [(name, t) for name, t in features.items() if t is not None]
+        if not parts:
+            raise ValueError("the action pipeline needs at least one pose feature transformer")
+        features = parts[0][1] if len(parts) == 1 and not feature_weights else FeatureUnion(
+            parts, transformer_weights=feature_weights)
+    steps = [("features", features)] + ([("scale", StandardScaler())] if scale else []) + [("classifier", classifier)]
+    model = Pipeline(steps)
+    if mirror:
+        model = MirrorAugmented(estimator=model, train=True, tta=mirror_tta)
+    if calibration != "none":
+        model = HoldoutCalibrated(estimator=model, holdout=calibration_holdout, method=calibration,
+                                  random_state=random_state)
+    return model
+
+
+def make_lgbm(*, n_estimators: int = 150, learning_rate: float = 0.1, num_leaves: int = 15, min_child_samples: int = 20,
+              subsample: float = 0.8, colsample_bytree: float = 0.3, reg_lambda: float = 1.0, class_weight=None,
+              n_jobs: int = 2, random_state: int = 0):
+    """LightGBM gradient boosting: row and column subsampling, small trees (NaN = missing, handled natively)."""
+    import lightgbm as lgb
+
+    return lgb.LGBMClassifier(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
+                              min_child_samples=min_child_samples, subsample=subsample, subsample_freq=1,
+                              colsample_bytree=colsample_bytree, reg_lambda=reg_lambda, class_weight=class_weight,
+                              n_jobs=n_jobs, random_state=random_state, verbose=-1)
+
+
+# ---------------------------------------------------------------- the pyfunc model
+
+class ActionClassifier:
+    """A fitted action model with the product's calling convention.
+
+    Parameters
+    ----------
+    model : fitted classifier over (N, 32) poses, classes indexing ``class_names``
+    source : str
+    class_names : sequence of str, default :data:`~emotify_ml.labels.MPII_CATEGORIES`
+    """
+
+    def __init__(self, model, source: str = "<in memory>", class_names=MPII_CATEGORIES):
+        self.model = model
+        self.source = source
+        self.class_names = tuple(class_names)
+
+    def predict_proba(self, poses) -> np.ndarray:
+        """(N, 20) category probabilities of (N, 32) or (N, 16, 2) poses; an empty batch gives (0, 20)."""
+        poses = _flat(poses)
+        if len(poses) == 0:
+            return np.zeros((0, len(self.class_names)))
+        return full_proba(self.model, poses, len(self.class_names))
+
+    def predict(self, poses) -> pd.DataFrame:
+        """One probability column per category and the arg-max ``label``."""
+        from emotify_ml.model import probabilities_frame
+
+        return probabilities_frame(self.predict_proba(poses), self.class_names)
+
+    def __repr__(self) -> str:
+        return f"ActionClassifier(source={self.source!r})"
+
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    class ActionPyfunc(mlflow.pyfunc.PythonModel):
+        """MLflow wrapper: loads the joblib model artifact; input (N, 32) poses, output probabilities + label."""
+
+        def load_context(self, context):
+            import joblib
+
+            self.classifier = ActionClassifier(joblib.load(context.artifacts["pipeline"]), "mlflow")
+
+        def predict(self, context, model_input, params=None):
+            if isinstance(model_input, pd.DataFrame):
+                model_input = model_input.to_numpy(dtype=np.float64)
+            return self.classifier.predict(model_input)
+
+    return ActionPyfunc
+
+
+def action_signature():
+    """Input: 32 float columns (x, y of the MPII joints, -1 or NaN = missing); output: 20 probabilities + label."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("double", c) for c in INPUT_COLUMNS]),
+                          outputs=Schema([*(ColSpec("double", n) for n in MPII_CATEGORIES), ColSpec("string", "label")]))
+
+
+def _example(input_example):
+    if input_example is None:
+        return None
+    X = _flat(input_example)
+    return pd.DataFrame(np.where(np.isnan(X), -1.0, X), columns=list(INPUT_COLUMNS))
+
+
+def _save_or_log(model, *, path=None, name=None, input_example=None):
+    import tempfile
+
+    import joblib
+    import mlflow.pyfunc
+
+    from emotify_ml.model import _requirements
+
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = Path(tmp) / PIPELINE_ARTIFACT
+        joblib.dump(model, artifact, compress=3)
+        common = dict(python_model=_pyfunc_class()(), artifacts={"pipeline": str(artifact)}, signature=action_signature(),
+                      input_example=_example(input_example), pip_requirements=_requirements(None))
+        if path is not None:
+            mlflow.pyfunc.save_model(str(path), **common)
+            return Path(path)
+        return mlflow.pyfunc.log_model(name=name, **common)
+
+
+def log_action_pyfunc(model, *, name: str = "model", input_example=None):
+    """Log a fitted action model to the active MLflow run as a pyfunc model; returns the ModelInfo."""
+    return _save_or_log(model, name=name, input_example=input_example)
+
+
+def save_action_pyfunc(model, path, *, input_example=None) -> Path:
+    """Write a fitted action model as an MLflow pyfunc directory (used for the shipped model)."""
+    return _save_or_log(model, path=path, input_example=input_example)
+
+
+def load_action_model(uri=None) -> ActionClassifier:
+    """Load an action model: an MLflow URI (``runs:/<id>/model``, ``models:/<name>@champion``), a local
+    MLflow model directory, or None for the model shipped in ``emotify_ml/assets/action_model``.
+
+    Raises
+    ------
+    ModelNotFoundError
+        The URI does not resolve to an action model.
+    """
+    import joblib
+
+    uri = str(uri) if uri is not None else str(SHIPPED_ACTION_MODEL_DIR)
+    local = Path(uri).expanduser()
+    if local.exists():
+        model_dir = local
+    elif uri.startswith(("models:", "runs:")) or "://" in uri:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"cannot load action model {uri!r}: {exc.message.splitlines()[0]}") from None
+    else:
+        raise ModelNotFoundError(f"action model {uri!r} is neither an existing folder nor an MLflow model URI")
+    artifact = model_dir / "artifacts" / PIPELINE_ARTIFACT
+    if not artifact.is_file():
+        raise ModelNotFoundError(f"{uri!r} is not an Emotify action model (no artifacts/{PIPELINE_ARTIFACT})")
+    return ActionClassifier(joblib.load(artifact), uri)
