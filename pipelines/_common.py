@@ -43,7 +43,7 @@ def build(node):
 
 
 def job_info() -> dict:
-    """The running Hydra job: ``overrides`` (list of str), ``multirun`` (bool) and ``num`` (job number).
+    """The running Hydra job: ``overrides`` (list of str), ``multirun`` (bool), ``num`` (job number), ``sweeper``.
 
     Outside a Hydra job (a test calling the code directly): no overrides, not a multirun.
     """
@@ -51,10 +51,10 @@ def job_info() -> dict:
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
-        return {"overrides": [], "multirun": False, "num": 0}
+        return {"overrides": [], "multirun": False, "num": 0, "sweeper": None}
     hydra_cfg = HydraConfig.get()
     return {"overrides": list(hydra_cfg.overrides.task), "multirun": hydra_cfg.mode == RunMode.MULTIRUN,
-            "num": hydra_cfg.job.get("num", 0)}
+            "num": hydra_cfg.job.get("num", 0), "sweeper": hydra_cfg.runtime.choices.get("hydra/sweeper")}
 
 
 def expected_error(exc: BaseException) -> BaseException | None:
@@ -73,7 +73,10 @@ def exit_on_error(fn):
 
     In a multirun job the line names the job and the job returns NaN instead of
     exiting, so the other jobs still run (the sweep callback then ends the sweep
-    FAILED and exits with code 2). Unexpected errors keep their traceback: they are bugs.
+    FAILED and exits with code 2). Under the Optuna sweeper the error is raised
+    instead: the plugin records it as a failed trial (``hydra.sweeper.max_failure_rate``
+    decides whether the search goes on), where a NaN objective would crash it.
+    Unexpected errors keep their traceback: they are bugs.
     """
 
     @functools.wraps(fn)
@@ -87,6 +90,8 @@ def exit_on_error(fn):
             job = job_info()
             if job["multirun"]:
                 print(f"error in job {job['num']} ({' '.join(job['overrides'])}): {error}", file=sys.stderr)
+                if job["sweeper"] == "optuna":
+                    raise
                 return float("nan")
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -24,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("emotify.sweep")
 
+OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+
 SWEEP_FILE = "mlflow_sweep.json"
 """Written in the sweep folder: the parent run id, tracking URI and experiment the jobs join."""
 
@@ -44,6 +46,7 @@ class MlflowSweepCallback(Callback):
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         self.tracking_uri = tracking["uri"]
         self.selection = _plain(config.get("selection")) or {}
+        align_optuna(config, self.selection.get("mode", "max"))
         overrides = list(hydra_cfg.overrides.task)
         choices = hydra_cfg.runtime.choices
         sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
@@ -92,6 +95,31 @@ class MlflowSweepCallback(Callback):
                             "see the console and the jobs' error tags)")
         except Exception as exc:  # noqa: BLE001 - at interpreter exit, report and carry on
             print(f"warning: could not end sweep run {self.parent_run_id}: {exc}", file=sys.stderr)
+
+
+def align_optuna(config: DictConfig, mode: str = "max") -> None:
+    """Make an Optuna sweeper optimise the runner's objective the right way, and reproducibly.
+
+    With ``hydra/sweeper=optuna`` the objective is the validation metric the runner
+    returns (``selection.metric``). The plugin's default direction is ``minimize``;
+    unless ``hydra.sweeper.direction`` is given on the command line it becomes
+    ``maximize`` (``minimize`` when ``selection.mode`` is ``min``). A sampler without a
+    seed gets the config's ``seed``. Other sweepers are left alone. Changes ``config``
+    in place: Hydra builds the sweeper from it after ``on_multirun_start``.
+    """
+    from omegaconf import open_dict, read_write
+
+    sweeper = config.hydra.sweeper
+    if sweeper.get("_target_") != OPTUNA_SWEEPER:
+        return
+    given = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.hydra}
+    with read_write(sweeper), open_dict(sweeper):
+        if "hydra.sweeper.direction" not in given:
+            sweeper.direction = "maximize" if mode == "max" else "minimize"
+        if sweeper.get("sampler") is not None and "seed" in sweeper.sampler and sweeper.sampler.seed is None:
+            sweeper.sampler.seed = config.get("seed")
+    log.info("optuna: %s the validation objective, sampler seed %s", sweeper.direction,
+             sweeper.sampler.get("seed") if sweeper.get("sampler") is not None else None)
 
 
 def sweep_parent_of_job() -> str | None:
