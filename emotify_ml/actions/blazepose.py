@@ -173,7 +173,7 @@ class BlazePose:
         self._det.set_tensor(inp, (rgb.astype(np.float32)[None] / 127.5 - 1.0))
         self._det.invoke()
         raw = self._det.get_tensor(boxes_i)[0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(self._det.get_tensor(scores_i)[0, :, 0], -100, 100)))
+        scores = 1.0 / (1.0 + np.exp(-np.clip(self._det.get_tensor(scores_i)[0, :, 0].astype(np.float64), -100, 100)))
         good = np.flatnonzero(scores >= self.detection_threshold)
         if not len(good):
             return []

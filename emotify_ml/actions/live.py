@@ -124,7 +124,8 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     ----------
     model_uri : str, optional
         An action model (MLflow URI or model directory); None is the model shipped in
-        ``emotify_ml/assets/action_model`` (nothing is downloaded).
+        ``emotify_ml/assets/action_model`` (nothing is downloaded). Its estimators are set
+        to one thread (one pose per frame); BlazePose runs on two.
     emotion_weight : float
         λ of the emotion fusion (0 = pose only).
     min_confidence : float
@@ -132,7 +133,9 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     """
     from emotify_ml.actions.blazepose import BlazePose
     from emotify_ml.actions.fusion import load_action_prior
-    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.actions.pipeline import load_action_model, set_n_jobs
 
-    return ActionPredictor(BlazePose(), load_action_model(model_uri), load_action_prior(),
+    model = load_action_model(model_uri)
+    set_n_jobs(model.model, 1)  # one pose per frame: one thread is faster
+    return ActionPredictor(BlazePose(), model, load_action_prior(),
                            emotion_weight=emotion_weight, min_confidence=min_confidence)
