@@ -29,3 +29,7 @@ class ModelNotFoundError(EmotifyError, FileNotFoundError):
 
 class SourceError(EmotifyError, OSError):
     """A live source (camera, video, image folder) cannot be opened or read."""
+
+
+class OutputError(EmotifyError, OSError):
+    """An output file (annotated video, JSON lines, parquet) cannot be written."""

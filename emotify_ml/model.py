@@ -171,25 +171,41 @@ def load_emotion_model(uri=None, *, tracking_uri=None, registered_name: str = DE
     uri : str or path, optional
         Any MLflow model URI (``runs:/<id>/model``, ``models:/<name>@champion``) or a
         local MLflow model directory. None: ``models:/<registered_name>@champion`` from
-        the tracking store when it exists there, else the model shipped with the package.
+        the tracking store when it holds one, else the model shipped with the package.
+        A ``sqlite:///`` store whose file does not exist holds no registry, and is not
+        created just to look in it.
+    tracking_uri : str, optional
+        The tracking store (default: MLflow's current one).
 
     Raises
     ------
     ModelNotFoundError
-        The URI does not resolve to a model.
+        The URI does not resolve to a model, or (``uri=None``) there is neither a
+        champion nor a shipped model.
     """
     import mlflow
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    if uri is None:
-        champion = f"models:/{registered_name}@champion"
+    if uri is not None:
+        return _load(str(uri))
+    store = mlflow.get_tracking_uri()
+    if not _missing_sqlite_store(store):
         try:
-            return _load(champion)
+            return _load(f"models:/{registered_name}@champion")
         except ModelNotFoundError as exc:
-            log.info("no champion in the tracking store (%s); using the shipped model", exc)
-            uri = str(SHIPPED_MODEL_DIR)
-    return _load(str(uri))
+            log.info("no champion in the tracking store %s (%s); using the shipped model", store, exc)
+    if not (SHIPPED_MODEL_DIR / "MLmodel").exists():
+        raise ModelNotFoundError(
+            f"no emotion model: the tracking store {store} has no models:/{registered_name}@champion and no model "
+            f"is shipped in {SHIPPED_MODEL_DIR}; pass an MLflow model URI or a model folder")
+    return _load(str(SHIPPED_MODEL_DIR))
+
+
+def _missing_sqlite_store(uri: str) -> bool:
+    """True for a ``sqlite:///`` tracking URI whose database file does not exist (so it holds no registry)."""
+    prefix = "sqlite:///"
+    return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()
 
 
 def _load(uri: str) -> EmotionClassifier:

@@ -189,7 +189,7 @@ def test_no_default_model_says_what_to_do(clip, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(emotify_ml.model, "SHIPPED_MODEL_DIR", tmp_path / "no_shipped_model")
     code = main(["--source", str(clip), "--no-display", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
     assert code == EXIT_MODEL
-    assert "pass --model" in capsys.readouterr().err
+    assert "pass an MLflow model URI or a model folder" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()  # looking for a champion created no store
 
 

@@ -108,7 +108,7 @@ def _run(args, parser) -> int:
     import cv2
 
     from emotify_ml.exceptions import EmotifyError, ModelNotFoundError, SourceError
-    from emotify_ml.live.outputs import OutputError
+    from emotify_ml.exceptions import OutputError
 
     def say(message):
         if not args.quiet:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import cv2
 
-from emotify_ml.live.outputs import OutputError
+from emotify_ml.exceptions import OutputError
 from emotify_ml.live.render import draw_faces, draw_status
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
@@ -202,8 +202,8 @@ def load_model(uri=None, tracking_uri=None, say=print):
     ----------
     uri : str or path, optional
         MLflow model URI or model folder; None: ``models:/emotify-emotion@champion`` from the
-        tracking store, else the model shipped with the package. A ``sqlite:///`` store whose
-        file does not exist holds no registry and is not created just to look in it.
+        tracking store, else the model shipped with the package (see
+        :func:`emotify_ml.model.load_emotion_model`).
     tracking_uri : str, optional
         The tracking store (default: MLflow's).
     say : callable
@@ -216,26 +216,10 @@ def load_model(uri=None, tracking_uri=None, say=print):
     """
     import mlflow
 
-    from emotify_ml.exceptions import ModelNotFoundError
-    from emotify_ml.model import DEFAULT_REGISTERED_MODEL, SHIPPED_MODEL_DIR, load_emotion_model
+    from emotify_ml.model import SHIPPED_MODEL_DIR, load_emotion_model
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
+    model = load_emotion_model(uri, tracking_uri=tracking_uri)
     store = mlflow.get_tracking_uri()
-    if uri is None and _missing_sqlite_store(store):
-        uri = SHIPPED_MODEL_DIR  # no registry here: do not create an empty store just to look in it
-        if not SHIPPED_MODEL_DIR.exists():
-            raise ModelNotFoundError(f"no emotion model: there is no tracking store ({store}) and no model is shipped "
-                                     f"in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder")
-    try:
-        model = load_emotion_model(uri)
-    except ModelNotFoundError:
-        if uri is not None:
-            raise
-        raise ModelNotFoundError(
-            f"no emotion model: the tracking store {store} has no models:/{DEFAULT_REGISTERED_MODEL}@champion "
-            f"and no model is shipped in {SHIPPED_MODEL_DIR}; pass --model with an MLflow model URI or a model folder"
-        ) from None
     source = str(model.source)
     if source == str(SHIPPED_MODEL_DIR):
         say(f"model: the model shipped with the package ({source}); no champion in the tracking store {store}")
@@ -245,10 +229,3 @@ def load_model(uri=None, tracking_uri=None, say=print):
         say(f"model: {source}")
     return model
 
-
-def _missing_sqlite_store(uri: str) -> bool:
-    """True for a ``sqlite:///`` tracking URI whose database file does not exist (so it holds no registry)."""
-    from pathlib import Path
-
-    prefix = "sqlite:///"
-    return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()

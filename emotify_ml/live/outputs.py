@@ -8,12 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotify_ml.exceptions import EmotifyError
+from emotify_ml.exceptions import OutputError
 from emotify_ml.labels import EMOTIONS
 
-
-class OutputError(EmotifyError, OSError):
-    """An output (``--output``, ``--jsonl``, the display window) cannot be written or opened."""
+__all__ = ["OutputError", "JsonlWriter", "VideoWriter", "face_record"]
 
 
 def _check_parent(path: Path, flag: str) -> Path:
