@@ -228,3 +228,37 @@ def _load(uri: str) -> EmotionClassifier:
     if artifact is None:
         raise ModelNotFoundError(f"{uri!r} is not an Emotify model (no artifacts/{PIPELINE_ARTIFACT} in {model_dir})")
     return EmotionClassifier(joblib.load(artifact), uri)
+
+
+def export_model(uri, dest, *, tracking_uri=None, provenance: dict | None = None) -> Path:
+    """Copy an MLflow emotion model (any URI) into a plain folder, e.g. the shipped model.
+
+    The folder is a complete MLflow model (``mlflow.pyfunc.load_model(dest)`` works);
+    ``provenance`` (source URI, run id, metrics, data hash) is written beside it as
+    ``provenance.json``. The copy is assembled next to ``dest`` and swapped in at the
+    end, so a failure never leaves half a model behind.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _load(str(uri))  # fails clearly before anything is written when the URI is not an Emotify model
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        staged = Path(tmp) / "model"
+        local = Path(str(uri)).expanduser()
+        if local.exists():
+            shutil.copytree(local, staged)
+        else:
+            shutil.copytree(mlflow.artifacts.download_artifacts(artifact_uri=str(uri)), staged)
+        (staged / "provenance.json").write_text(json.dumps({"source": str(uri), **(provenance or {})}, indent=2,
+                                                           default=str))
+        if dest.exists():
+            shutil.rmtree(dest)
+        staged.rename(dest)
+    return dest
