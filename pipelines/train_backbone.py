@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from pipelines._common import CONFIG_PATH, exit_on_error, to_dict
+from pipelines._common import CONFIG_PATH, build, exit_on_error, to_dict
 
 log = logging.getLogger("emotify.train_backbone")
 
@@ -32,7 +31,7 @@ def train(cfg: DictConfig) -> dict:
     from emotify_ml.tracking import log_json, tracked_run
 
     config = to_dict(cfg)
-    data = instantiate(cfg.data, _convert_="all")
+    data = build(cfg.data)
     train_set, val_set, test_set = data.split(TRAIN), data.split(VALIDATION), data.split(TEST)
     if not len(train_set) or not len(val_set):
         raise ValueError(f"data at {data.root!r} needs Training and PublicTest images; got counts {data.counts()}")
