@@ -120,12 +120,13 @@ def mirror_poses(joints) -> np.ndarray:
 
 
 def _mean_of(joints, idx):
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(joints[:, list(idx)], axis=1)
+    """Mean over the joints ``idx`` that are present (NaN where none is), without warnings."""
+    sub = joints[:, list(idx)]
+    present = np.isfinite(sub).all(2, keepdims=True)
+    count = present.sum(1)
+    total = np.where(present, sub, 0.0).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def complete_torso(joints: np.ndarray) -> np.ndarray:
@@ -164,9 +165,10 @@ def torso_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     size = estimates.max(1)
     small = size < 1e-6
     if small.any():
-        spread = np.sqrt(np.nanmean(np.nansum((joints[small] - centre[small, None]) ** 2, axis=2), axis=1)) \
-            if np.isfinite(joints[small]).any() else np.zeros(small.sum())
-        size[small] = np.where(np.nan_to_num(spread) > 1e-6, np.nan_to_num(spread), 1.0)
+        sq = np.sum((joints[small] - centre[small, None]) ** 2, axis=2)  # NaN for missing joints
+        seen = np.isfinite(sq)
+        spread = np.sqrt(np.where(seen, sq, 0.0).sum(1) / np.maximum(seen.sum(1), 1))
+        size[small] = np.where(spread > 1e-6, spread, 1.0)
     return centre, size
 
 
