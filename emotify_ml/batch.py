@@ -1,0 +1,831 @@
+"""Batch scoring of image and video archives, in-process (``engine="local"``) or on Spark (``engine="spark"``).
+
+Both engines run the same code on the same units of work, so they write the same rows:
+
+1. :func:`plan_work` lists the inputs (a folder, searched recursively, or a glob) as
+   :class:`WorkItem` s: one per image, and one per *frame range* of each video (so a
+   long video is spread over several workers).
+2. :class:`BatchScorer` scores a list of images (their bytes) or one video range:
+   decode → detect (:func:`emotify_ml.detection.make_detector`) → crop and align
+   (:func:`emotify_ml.features.preprocessing.crop_faces`, the crop of live scoring) →
+   classify (:class:`emotify_ml.live.scorer.FrameScorer`, batched) → one row per face
+   (:data:`COLUMNS`).
+3. :func:`score_batch` skips the files already in the output (keyed by path, size and
+   modification time), runs the engine, and appends parquet part files to the output folder.
+
+A file that cannot be decoded becomes one row with an ``error`` and no probabilities;
+an image (or sampled video frame) without a face becomes one row with
+``face_source = "none"``, so a re-run knows it was done.
+
+>>> summary = score_batch("photos/", "scores/", engine="local")          # doctest: +SKIP
+>>> summary = score_batch("videos/*.mp4", "scores/", engine="spark",     # doctest: +SKIP
+...                       spark_master="spark://head:7077", frame_stride=5)
+>>> pd.read_parquet("scores/")                                           # doctest: +SKIP
+
+Nothing runs at import: Spark, MLflow and the model are touched only when called.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from emotify_ml.exceptions import DataNotFoundError, InputError, ModelNotFoundError, OutputError
+from emotify_ml.features.preprocessing import DEFAULT_MARGIN, crop_faces
+from emotify_ml.labels import EMOTIONS
+from emotify_ml.live.capture import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+"""Files scored as videos (frame by frame, every ``frame_stride``-th frame)."""
+
+ENGINES = ("local", "spark")
+DETECT_MODES = ("auto", "always", "never")
+"""``always``: faces come from the detector only. ``never``: each image (or video frame) is one
+face, as for already-cropped faces like FER-2013's 48x48 files. ``auto``: the detector, and the
+whole image when it finds nothing in an *image* (video frames without a face stay faceless)."""
+
+FACE_SOURCES = ("detector", "whole_image", "none")
+"""Values of the ``face_source`` column (null on an error row)."""
+
+KEY_COLUMNS = ("path", "size", "mtime_ms")
+"""What identifies a scored file: re-running skips a file whose key is already in the output."""
+
+COLUMNS: dict[str, str] = {
+    "path": "string", "size": "int64", "mtime_ms": "int64", "kind": "string",
+    "frame": "Int64", "time_s": "float64", "face": "Int64", "face_source": "string",
+    "x": "float64", "y": "float64", "w": "float64", "h": "float64", "det_score": "float64",
+    **{name: "float64" for name in EMOTIONS},
+    "label": "string", "model_uri": "string", "model_version": "string", "error": "string",
+}
+"""Output columns and their pandas dtypes.
+
+``path`` the file (absolute), ``size`` bytes and ``mtime_ms`` modification time (ms since the
+epoch): the file's key. ``kind`` ``image`` or ``video``. ``frame`` the video frame index (null
+for images) and ``time_s`` its media time. ``face`` the face's number in its image or frame.
+``face_source`` ``detector``, ``whole_image`` or ``none`` (nothing found: no probabilities).
+``x, y, w, h`` the box in pixels (the whole image for ``whole_image``), ``det_score`` the
+detector's confidence. One probability column per class (:data:`emotify_ml.labels.EMOTIONS`)
+and ``label``, their arg-max. ``model_uri`` and ``model_version`` (registry version, or null).
+``error`` why the file could not be scored (then every score column is null)."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of work: an image, or the frames ``[start, stop)`` of a video (``stop`` None: to the end)."""
+
+    path: str
+    size: int
+    mtime_ms: int
+    kind: str
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclass
+class ResolvedModel:
+    """The model a batch job uses: where its files are, and what to write in the rows.
+
+    Attributes
+    ----------
+    uri : str
+        What was asked for, made exact: ``models:/<name>/<version>`` for a champion alias.
+    local_dir : str
+        The MLflow model folder on this machine (shipped to Spark executors).
+    version : str or None
+        The registry version, when the model came from the registry.
+    """
+
+    uri: str
+    local_dir: str
+    version: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    """What a :func:`score_batch` call did."""
+
+    engine: str
+    files: int = 0
+    skipped: int = 0
+    work_items: int = 0
+    rows: int = 0
+    faces: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    faces_per_s: float = 0.0
+    model_uri: str = ""
+    model_version: str | None = None
+    output: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+def list_inputs(spec) -> list[Path]:
+    """The image and video files named by ``spec``, sorted.
+
+    Parameters
+    ----------
+    spec : str or path or list
+        A file, a folder (searched recursively), a glob (``"clips/**/*.mp4"``), or a list of those.
+
+    Raises
+    ------
+    DataNotFoundError
+        Nothing matches, or nothing that matches is an image or a video.
+    """
+    specs = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    found: set[Path] = set()
+    for item in specs:
+        text = os.path.expanduser(str(item))
+        path = Path(text)
+        if path.is_dir():
+            candidates = (p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            candidates = [path]
+        elif glob.has_magic(text):
+            candidates = (Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        else:
+            raise DataNotFoundError(f"input {text!r} is neither a file, a folder nor a glob that matches anything")
+        found.update(p.resolve() for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    if not found:
+        raise DataNotFoundError(f"input {spec!r} holds no image ({', '.join(IMAGE_SUFFIXES)}) "
+                                f"or video ({', '.join(VIDEO_SUFFIXES)})")
+    return sorted(found)
+
+
+def file_key(path) -> tuple[str, int, int]:
+    """``(path, size, mtime_ms)`` of a file: the key of :data:`KEY_COLUMNS` (mtime truncated to ms, as Spark gives it)."""
+    st = os.stat(path)
+    return str(path), int(st.st_size), int(st.st_mtime_ns // 1_000_000)
+
+
+def plan_work(files, *, frame_stride: int = 1, frames_per_item: int = 600, done=frozenset()) -> list[WorkItem]:
+    """Split files into work items, leaving out those whose key is in ``done``.
+
+    Parameters
+    ----------
+    files : iterable of path
+    frame_stride : int
+        Score every ``frame_stride``-th video frame (frames 0, stride, 2*stride...).
+    frames_per_item : int
+        Video frames per work item (rounded up to a multiple of ``frame_stride``); the
+        last range of a video runs to its end, whatever its frame count claims.
+    done : set of (path, size, mtime_ms)
+        Keys already in the output.
+    """
+    _check_positive(frame_stride=frame_stride, frames_per_item=frames_per_item)
+    span = -(-frames_per_item // frame_stride) * frame_stride
+    items = []
+    for file in files:
+        key = file_key(file)
+        if key in done:
+            continue
+        if Path(file).suffix.lower() not in VIDEO_SUFFIXES:
+            items.append(WorkItem(*key, "image"))
+            continue
+        n = video_frame_count(file)
+        starts = list(range(0, n, span)) if n > span else [0]
+        for k, start in enumerate(starts):
+            items.append(WorkItem(*key, "video", start, None if k == len(starts) - 1 else start + span))
+    return items
+
+
+def video_frame_count(path) -> int:
+    """Frames a video says it has (0 when it cannot be opened or does not say)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
+def done_keys(output) -> set[tuple[str, int, int]]:
+    """Keys (:data:`KEY_COLUMNS`) of the files already in an output folder (empty when there is none)."""
+    output = Path(output)
+    if not output.is_dir() or not any(output.glob("*.parquet")):
+        return set()
+    try:
+        table = pd.read_parquet(output, columns=list(KEY_COLUMNS))
+    except Exception as exc:  # noqa: BLE001 - any pyarrow error: the folder is not ours
+        raise OutputError(f"cannot read the existing output {str(output)!r} to resume: {exc}") from None
+    return set(zip(table["path"].astype(str), table["size"].astype("int64"), table["mtime_ms"].astype("int64")))
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+def resolve_model(uri=None, *, tracking_uri=None, registered_name: str | None = None) -> ResolvedModel:
+    """Find the model folder and version a batch job scores with (on the driver, once).
+
+    Parameters
+    ----------
+    uri : str or path, optional
+        An MLflow model URI (``runs:/<id>/model``, ``models:/<name>@<alias>``, ``models:/<name>/<v>``)
+        or a model folder. None: the champion of the tracking store, else the shipped model,
+        as :func:`emotify_ml.model.load_emotion_model`.
+    tracking_uri : str, optional
+        The tracking store (default: MLflow's current one).
+    registered_name : str, optional
+        Registered model name of the champion (default ``emotify-emotion``).
+
+    Raises
+    ------
+    ModelNotFoundError
+        Nothing loadable; the message says what to pass.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from emotify_ml import model as model_lib
+
+    name = registered_name or model_lib.DEFAULT_REGISTERED_MODEL
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if uri is None:
+        store = mlflow.get_tracking_uri()
+        if not model_lib._missing_sqlite_store(store):
+            try:
+                version = mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version
+                uri = f"models:/{name}/{version}"
+            except MlflowException as exc:
+                log.info("no champion in %s (%s); using the shipped model", store, exc.message.splitlines()[0])
+        if uri is None:
+            if not (model_lib.SHIPPED_MODEL_DIR / "MLmodel").exists():
+                model_lib.load_emotion_model(None, registered_name=name)  # raises its ModelNotFoundError
+            return ResolvedModel(str(model_lib.SHIPPED_MODEL_DIR), str(model_lib.SHIPPED_MODEL_DIR), None)
+    uri = str(uri)
+    local = Path(uri).expanduser()
+    if local.exists():
+        local_dir = local.resolve()
+    elif "://" in uri or uri.startswith(("models:", "runs:")):
+        try:
+            local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+    else:
+        raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
+                                 "(runs:/<run_id>/model, models:/<name>@<alias>)")
+    version = None
+    if uri.startswith("models:/"):
+        ref = uri[len("models:/"):]
+        try:
+            if "@" in ref:
+                reg, alias = ref.split("@", 1)
+                version = mlflow.MlflowClient().get_model_version_by_alias(reg, alias).version
+                uri = f"models:/{reg}/{version}"
+            elif ref.rsplit("/", 1)[-1].isdigit():
+                version = ref.rsplit("/", 1)[-1]
+        except MlflowException:
+            version = None
+    if not (local_dir / "MLmodel").exists():
+        raise ModelNotFoundError(f"{uri!r} is not an MLflow model folder (no MLmodel in {local_dir})")
+    return ResolvedModel(uri, str(local_dir), None if version is None else str(version))
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+@dataclass
+class ScoringOptions:
+    """How faces are found and cropped (plain values, so they travel to Spark executors).
+
+    Parameters
+    ----------
+    detect : {"auto", "always", "never"}
+        See :data:`DETECT_MODES`.
+    detector : {"yunet", "haar"}
+    det_size : int or None
+        Longest side of the image the detector sees (see :class:`emotify_ml.detection.YuNetDetector`).
+    score_threshold : float
+        Minimum face score (YuNet).
+    margin : float
+        Crop margin around detector boxes (whole-image faces are cropped without margin).
+    align : bool
+        Level the eyes of detected faces (YuNet landmarks).
+    frame_stride : int
+        Score every ``frame_stride``-th video frame.
+    """
+
+    detect: str = "auto"
+    detector: str = "yunet"
+    det_size: int | None = 320
+    score_threshold: float = 0.6
+    margin: float = DEFAULT_MARGIN
+    align: bool = True
+    frame_stride: int = 1
+
+    def check(self) -> "ScoringOptions":
+        if self.detect not in DETECT_MODES:
+            raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}; got {self.detect!r}")
+        _check_positive(frame_stride=self.frame_stride)
+        if not 0.0 <= float(self.margin) <= 1.0:
+            raise ValueError(f"margin must be in [0, 1]; got {self.margin!r}")
+        return self
+
+
+class BatchScorer:
+    """Score images and video ranges into rows of :data:`COLUMNS`: the one function of both engines.
+
+    Parameters
+    ----------
+    classifier : :class:`emotify_ml.model.EmotionClassifier`
+    options : ScoringOptions
+    model : ResolvedModel
+        Written in each row (``model_uri``, ``model_version``).
+    """
+
+    def __init__(self, classifier, options: ScoringOptions, model: ResolvedModel):
+        from emotify_ml.detection import make_detector
+        from emotify_ml.live.scorer import FrameScorer
+
+        self.options = options.check()
+        self.model = model
+        detector = None
+        if options.detect != "never":
+            kwargs = {"det_size": options.det_size}
+            if options.detector == "yunet":
+                kwargs["score_threshold"] = options.score_threshold
+            detector = make_detector(options.detector, **kwargs)
+        # the live scorer's classification (same crops, same arithmetic); no tracking across independent images
+        self.frames = FrameScorer(detector, classifier, margin=options.margin, align=options.align,
+                                  independent_frames=True)
+
+    @classmethod
+    def load(cls, model: ResolvedModel, options: ScoringOptions) -> "BatchScorer":
+        """Load the model from ``model.local_dir`` and make the detector."""
+        from emotify_ml.model import load_emotion_model
+
+        classifier = load_emotion_model(model.local_dir)
+        return cls(classifier, options, model)
+
+    # one frame → face records (no classification yet)
+    def _faces(self, frame: np.ndarray, whole_image_fallback: bool):
+        """``(crops (K, S, S), records)`` of one BGR frame; a faceless frame gives one ``none`` record."""
+        size = self.frames.face_size
+        h, w = frame.shape[:2]
+        if self.options.detect != "never":
+            found = self.frames.detector.detect(frame)
+            if len(found):
+                eyes = found.eyes if self.options.align else None
+                crops = crop_faces(frame, found.boxes, self.options.margin, size, eyes=eyes)
+                return crops, [{"face": k, "face_source": "detector", "x": float(b[0]), "y": float(b[1]),
+                                "w": float(b[2]), "h": float(b[3]), "det_score": float(s)}
+                               for k, (b, s) in enumerate(zip(found.boxes, found.scores))]
+            if not whole_image_fallback:
+                return np.zeros((0, size, size), np.uint8), [{"face_source": "none"}]
+        crops = crop_faces(frame, np.array([[0, 0, w, h]], np.float32), 0.0, size)
+        return crops, [{"face": 0, "face_source": "whole_image", "x": 0.0, "y": 0.0, "w": float(w), "h": float(h)}]
+
+    def _rows(self, pending) -> pd.DataFrame:
+        """Classify the crops of ``pending`` [(base row, crops, records)] in one batch and build the rows."""
+        crops = [c for _, c, _ in pending if len(c)]
+        proba = self.frames.classify(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
+        rows, k = [], 0
+        names = np.asarray(EMOTIONS, dtype=object)
+        for base, _, records in pending:
+            for record in records:
+                row = {**base, **record}
+                if record.get("face_source") in ("detector", "whole_image"):
+                    row.update(zip(EMOTIONS, proba[k].tolist()))
+                    row["label"] = str(names[int(np.argmax(proba[k]))])
+                    k += 1
+                rows.append(row)
+        return self.frame_of(rows)
+
+    def frame_of(self, rows) -> pd.DataFrame:
+        """Rows (dicts) as a DataFrame with exactly :data:`COLUMNS`, their order and dtypes."""
+        table = pd.DataFrame(rows, columns=list(COLUMNS))
+        table["model_uri"] = self.model.uri
+        table["model_version"] = self.model.version
+        return table.astype(COLUMNS)
+
+    def score_images(self, items) -> pd.DataFrame:
+        """Score images: ``items`` is an iterable of ``(WorkItem, bytes or None)`` (None: read the file)."""
+        pending = []
+        for item, data in items:
+            base = {"path": item.path, "size": item.size, "mtime_ms": item.mtime_ms, "kind": "image"}
+            try:
+                if data is None:
+                    data = Path(item.path).read_bytes()
+                frame = decode_image(data)
+                crops, records = self._faces(frame, whole_image_fallback=self.options.detect == "auto")
+            except Exception as exc:  # noqa: BLE001 - a bad file is a row, not a crash
+                pending.append((base, (), [{"error": _describe(exc)}]))
+                continue
+            pending.append((base, crops, records))
+        return self._rows(pending)
+
+    def score_video(self, item: WorkItem) -> pd.DataFrame:
+        """Score every ``frame_stride``-th frame of ``item``'s range ``[start, stop)`` of a video."""
+        base = {"path": item.path, "size": item.size, "mtime_ms": item.mtime_ms, "kind": "video"}
+        stride = self.options.frame_stride
+        pending = []
+        cap = cv2.VideoCapture(item.path)
+        try:
+            if not cap.isOpened():
+                raise InputError("not a video OpenCV can open")
+            fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+            if item.start:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, item.start)
+            index = item.start
+            while item.stop is None or index < item.stop:
+                if index % stride:
+                    if not cap.grab():
+                        break
+                else:
+                    ok, frame = cap.read()
+                    if not ok or frame is None:
+                        break
+                    crops, records = self._faces(frame, whole_image_fallback=False)
+                    pending.append(({**base, "frame": index, "time_s": index / fps if fps > 0 else None},
+                                    crops, records))
+                index += 1
+            if item.start == 0 and not pending:
+                raise InputError("the video has no decodable frame")
+        except Exception as exc:  # noqa: BLE001 - a bad file is a row, not a crash
+            return self._rows([(base, (), [{"error": _describe(exc)}])])
+        finally:
+            cap.release()
+        return self._rows(pending)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode image bytes (any format OpenCV reads) to an (H, W, 3) BGR uint8 frame.
+
+    Raises
+    ------
+    InputError
+        Empty, or not an image.
+    """
+    buffer = np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if image is None:
+        raise InputError("not an image OpenCV can decode" if buffer.size else "the file is empty")
+    return image
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------- engines
+
+def write_part(table: pd.DataFrame, output) -> Path:
+    """Append one parquet part file to ``output`` (written under a temporary name, then renamed)."""
+    output = Path(output)
+    path = output / f"part-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+    tmp = output / f".{path.name}.tmp"
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(table, schema=arrow_schema(), preserve_index=False), tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc}") from None
+    return path
+
+
+def run_local(items, scorer: BatchScorer, output, *, batch_size: int = 256, progress: bool = True) -> dict:
+    """Score work items in this process with a progress bar; a part file per ``batch_size`` images or per video range."""
+    from tqdm.auto import tqdm
+
+    counts = {"rows": 0, "faces": 0, "errors": 0}
+
+    def flush(table):
+        if len(table):
+            write_part(table, output)
+            counts["rows"] += len(table)
+            counts["faces"] += int(table["face_source"].isin(["detector", "whole_image"]).sum())
+            counts["errors"] += int(table["error"].notna().sum())
+
+    images = [i for i in items if i.kind == "image"]
+    videos = [i for i in items if i.kind == "video"]
+    with tqdm(total=len(items), unit="item", desc="scoring", disable=not progress) as bar:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            flush(scorer.score_images((item, None) for item in chunk))
+            bar.update(len(chunk))
+        for item in videos:
+            flush(scorer.score_video(item))
+            bar.update(1)
+    return counts
+
+
+def spark_session(master: str = "local[*]", *, app_name: str = "emotify-score-batch", local_dir=None,
+                  conf: dict | None = None):
+    """A SparkSession for batch scoring, its scratch files kept out of the working directory.
+
+    Parameters
+    ----------
+    master : str
+        ``local[*]``, ``local[2]``, or a cluster URL (``spark://host:7077``, ``yarn``, ``k8s://...``).
+    app_name : str
+    local_dir : str or path, optional
+        Spark's scratch folder (shuffle, ``spark.local.dir``), warehouse and Derby home;
+        None: a new temporary folder.
+    conf : dict, optional
+        More Spark settings (they win over the defaults set here).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        PySpark is not installed (``pip install emotify[spark]``).
+    """
+    import sys
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ModuleNotFoundError("engine=spark needs PySpark: pip install 'emotify[spark]' "
+                                  "(or pip install 'pyspark>=3.5,<5')") from None
+    scratch = Path(local_dir) if local_dir else Path(tempfile.mkdtemp(prefix="emotify-spark-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "spark.local.dir": str(scratch / "local"),
+        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={scratch / 'derby'}",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.python.worker.reuse": "true",
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    }
+    if master.startswith("local"):
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    settings.update({str(k): str(v) for k, v in (conf or {}).items()})
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def arrow_schema():
+    """The Arrow schema of :data:`COLUMNS` (the same for part files of both engines)."""
+    import pyarrow as pa
+
+    kinds = {"string": pa.string(), "int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64()}
+    return pa.schema([pa.field(name, kinds[dtype], nullable=True) for name, dtype in COLUMNS.items()])
+
+
+def spark_schema():
+    """The Spark schema of :data:`COLUMNS`."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    kinds = {"string": StringType(), "int64": LongType(), "Int64": LongType(), "float64": DoubleType()}
+    return StructType([StructField(name, kinds[dtype], True) for name, dtype in COLUMNS.items()])
+
+
+_WORKER_SCORERS: dict = {}
+"""Per Python worker: the scorer of each (model folder, options), loaded once and reused by every task."""
+
+
+def worker_scorer(model: ResolvedModel, options: ScoringOptions, model_file: str | None = None) -> BatchScorer:
+    """The scorer of this process, loaded on first use (once per Spark Python worker, not per batch).
+
+    ``model_file`` is the name under which the driver shipped the model folder with
+    ``SparkContext.addFile``; it is found with ``SparkFiles.get`` (a cluster's executors do
+    not see the driver's disk).
+    """
+    key = (model.uri, model_file, tuple(sorted(asdict(options).items())))
+    if key not in _WORKER_SCORERS:
+        local = model
+        if model_file:
+            from pyspark import SparkFiles
+
+            local = ResolvedModel(model.uri, SparkFiles.get(model_file), model.version)
+        t0 = time.perf_counter()
+        _WORKER_SCORERS[key] = BatchScorer.load(local, options)
+        _WORKER_SCORERS[key].load_seconds = time.perf_counter() - t0
+        _WORKER_SCORERS[key].model = model
+    return _WORKER_SCORERS[key]
+
+
+def _spark_path(path: str) -> str:
+    """A binaryFile ``path`` (``file:/x`` or ``file:///x``) as the local path the local engine writes."""
+    if path.startswith("file:"):
+        path = path[len("file:"):]
+        while path.startswith("//"):
+            path = path[1:]
+        from urllib.parse import unquote
+
+        path = unquote(path)
+    return path
+
+
+def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, output, *, partitions: int | None = None,
+              batch_size: int = 256, ship_model: bool = True, load_times=None) -> dict:
+    """Score work items on Spark and append the rows to ``output`` as parquet.
+
+    Images are read with Spark's ``binaryFile`` source; video ranges are rows of a small
+    DataFrame, each opened by path by the worker that scores it (so videos must be on a
+    file system every executor sees). Both go through ``mapInPandas`` with a function that
+    loads the model once per Python worker (:func:`worker_scorer`).
+
+    Parameters
+    ----------
+    partitions : int, optional
+        Partitions of the images (default: Spark's default parallelism x 4, at most one per image).
+    batch_size : int
+        Images per Arrow batch, the unit classified at once.
+    ship_model : bool
+        Ship the model folder to the executors with ``addFile`` (needed on a cluster).
+    load_times : pyspark Accumulator, optional
+        Receives the seconds each worker spent loading the model (for benchmarks).
+    """
+    from pyspark.sql import functions as F
+
+    output = str(Path(output).resolve())
+    model_file = None
+    if ship_model:
+        spark.sparkContext.addFile(model.local_dir, recursive=True)
+        model_file = Path(model.local_dir).name
+    schema = spark_schema()
+    images = [i for i in items if i.kind == "image"]
+    videos = [i for i in items if i.kind == "video"]
+
+    def loaded():
+        scorer = worker_scorer(model, options, model_file)
+        if load_times is not None and not getattr(scorer, "load_reported", False):
+            load_times.add([scorer.load_seconds])
+            scorer.load_reported = True
+        return scorer
+
+    def score_image_batches(batches):
+        scorer = loaded()
+        for pdf in batches:
+            work = [(WorkItem(_spark_path(p), int(n), int(m), "image"), bytes(c))
+                    for p, n, m, c in zip(pdf["path"], pdf["length"], pdf["mtime_ms"], pdf["content"])]
+            yield scorer.score_images(work)
+
+    def score_video_batches(batches):
+        scorer = loaded()
+        for pdf in batches:
+            for row in pdf.itertuples(index=False):
+                stop = None if pd.isna(row.stop) else int(row.stop)
+                yield scorer.score_video(WorkItem(row.path, int(row.size), int(row.mtime_ms), "video",
+                                                  int(row.start), stop))
+
+    frames = []
+    if images:
+        n = partitions or min(len(images), spark.sparkContext.defaultParallelism * 4)
+        df = (spark.read.format("binaryFile").load([i.path for i in images])
+              .select("path", "length", F.expr("unix_millis(modificationTime)").alias("mtime_ms"), "content")
+              .repartition(max(1, n)))
+        frames.append(df.mapInPandas(score_image_batches, schema))
+    if videos:
+        table = pd.DataFrame([{"path": v.path, "size": v.size, "mtime_ms": v.mtime_ms, "start": v.start,
+                               "stop": v.stop} for v in videos]).astype({"stop": "Int64"})
+        df = spark.createDataFrame(table, "path string, size long, mtime_ms long, start long, stop long")
+        frames.append(df.repartition(len(videos)).mapInPandas(score_video_batches, schema))
+    if not frames:
+        return {"rows": 0, "faces": 0, "errors": 0}
+    result = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    staging = f"{output}/_staging-{uuid.uuid4().hex[:12]}"
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
+    result.write.mode("overwrite").parquet(staging)
+    # one atomic-ish move per part file: a job that fails leaves only its staging folder
+    written = spark.read.parquet(staging)
+    counts = written.agg(F.count(F.lit(1)).alias("rows"),
+                         F.sum(F.col("face_source").isin("detector", "whole_image").cast("long")).alias("faces"),
+                         F.sum(F.col("error").isNotNull().cast("long")).alias("errors")).first()
+    for part in Path(staging).glob("part-*.parquet"):
+        os.replace(part, Path(output) / part.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return {"rows": int(counts["rows"] or 0), "faces": int(counts["faces"] or 0), "errors": int(counts["errors"] or 0)}
+
+
+def score_batch(input, output, *, engine: str = "local", model=None, tracking_uri=None, detect: str = "auto",
+                detector: str = "yunet", det_size: int | None = 320, score_threshold: float = 0.6,
+                margin: float = DEFAULT_MARGIN, align: bool = True, frame_stride: int = 1, frames_per_item: int = 600,
+                batch_size: int = 256, progress: bool = True, spark=None, spark_master: str = "local[*]",
+                spark_partitions: int | None = None, spark_local_dir=None, spark_conf: dict | None = None,
+                say=log.info) -> BatchSummary:
+    """Detect and score every face of the images and videos of ``input``; append rows to the parquet folder ``output``.
+
+    Parameters
+    ----------
+    input : str or path or list
+        Folder (recursive), file, or glob of images and videos (see :func:`list_inputs`).
+    output : str or path
+        Parquet folder; rows are appended as part files (see :data:`COLUMNS`). Files whose
+        key (path, size, mtime) is already there are skipped.
+    engine : {"local", "spark"}
+        In this process with a progress bar, or on Spark; the rows are the same.
+    model : str, optional
+        MLflow model URI or folder; None: the champion, else the shipped model (:func:`resolve_model`).
+    tracking_uri : str, optional
+        Tracking store for ``model`` and the champion.
+    detect, detector, det_size, score_threshold, margin, align, frame_stride
+        See :class:`ScoringOptions`.
+    frames_per_item : int
+        Video frames per work item (see :func:`plan_work`).
+    batch_size : int
+        Images classified at once (and per part file with the local engine).
+    progress : bool
+        Show a progress bar (local engine).
+    spark : SparkSession, optional
+        Use this session (its master wins); None: one is made from ``spark_master`` and stopped at the end.
+    spark_master, spark_partitions, spark_local_dir, spark_conf
+        See :func:`spark_session` and :func:`run_spark`. ``spark_local_dir`` None: a temporary folder.
+    say : callable
+        Receives one-line progress messages (model in use, files skipped).
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    DataNotFoundError
+        ``input`` names no image or video.
+    ModelNotFoundError
+        No model to score with.
+    OutputError
+        ``output`` cannot be read (to resume) or written.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    _check_positive(batch_size=batch_size)
+    options = ScoringOptions(detect, detector, det_size, score_threshold, margin, align, frame_stride).check()
+    files = list_inputs(input)
+    output = Path(output).expanduser().resolve()
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"output {str(output)!r} exists and is not a folder")
+    done = done_keys(output)
+    items = plan_work(files, frame_stride=frame_stride, frames_per_item=frames_per_item, done=done)
+    todo_files = len({i.path for i in items})
+    summary = BatchSummary(engine=engine, files=todo_files, skipped=len(files) - todo_files, work_items=len(items),
+                           output=str(output))
+    resolved = resolve_model(model, tracking_uri=tracking_uri)
+    summary.model_uri, summary.model_version = resolved.uri, resolved.version
+    say(f"model: {resolved.uri}" + (f" (version {resolved.version})" if resolved.version else "")
+        + f"; {len(files)} files, {summary.skipped} already in {output}, {todo_files} to score")
+    if not items:
+        return summary
+    t0 = time.perf_counter()
+    if engine == "local":
+        t_load = time.perf_counter()
+        scorer = BatchScorer.load(resolved, options)
+        summary.extra["model_load_s"] = round(time.perf_counter() - t_load, 3)
+        counts = run_local(items, scorer, output, batch_size=batch_size, progress=progress)
+    else:
+        own = spark is None
+        if own:
+            scratch = spark_local_dir or tempfile.mkdtemp(prefix="emotify-spark-")
+            spark = spark_session(spark_master, local_dir=scratch, conf=spark_conf)
+        try:
+            load_times = spark.sparkContext.accumulator([], _ListParam())
+            counts = run_spark(spark, items, resolved, options, output, partitions=spark_partitions,
+                               batch_size=batch_size, load_times=load_times)
+            summary.extra["model_load_s_per_worker"] = [round(s, 3) for s in load_times.value]
+        finally:
+            if own:
+                spark.stop()
+                if not spark_local_dir:
+                    shutil.rmtree(scratch, ignore_errors=True)
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    summary.rows, summary.faces, summary.errors = counts["rows"], counts["faces"], counts["errors"]
+    summary.faces_per_s = round(summary.faces / summary.seconds, 2) if summary.seconds > 0 else 0.0
+    return summary
+
+
+def _ListParam():
+    """An AccumulatorParam that concatenates lists (a PySpark class, so made when Spark is in use)."""
+    from pyspark.accumulators import AccumulatorParam
+
+    class ListParam(AccumulatorParam):
+        def zero(self, value):
+            return []
+
+        def addInPlace(self, a, b):
+            return list(a) + list(b)
+
+    return ListParam()
