@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-align", dest="align", action="store_false")
     p.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--actions", action="store_true", help="also time pose + action prediction (as live --actions)")
     p.add_argument("--json", default="live_benchmark.json", help="where to write the results")
     args = p.parse_args(argv)
 
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     from emotify_ml.exceptions import EmotifyError
     from emotify_ml.live.app import load_model, run_live
     from emotify_ml.live.capture import open_source
-    from emotify_ml.live.scorer import FrameScorer
+    from emotify_ml.live.scorer import FrameScorer, load_action_predictor
     from emotify_ml.live.smooth import ProbabilitySmoother
 
     if args.threads:
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
                           else load_model(args.model, args.tracking_uri, print))
             detector = make_detector(args.detector, det_size=args.det_size or None)
             scorer = FrameScorer(detector, classifier, align=args.align,
+                                 action_predictor=load_action_predictor() if args.actions else None,
                                  smoother=ProbabilitySmoother(method=args.smoothing, alpha=args.alpha, window=args.window))
             size = _video_size(video)
             source = open_source(video)
@@ -163,6 +165,7 @@ def main(argv=None) -> int:
         "detector": repr(detector),
         "smoothing": repr(scorer.smoother),
         "align": args.align,
+        "actions": args.actions,
         "frames": summary.frames,
         "faces": summary.faces,
         "fps": summary.fps,

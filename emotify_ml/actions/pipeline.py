@@ -180,7 +180,7 @@ def _flat(X) -> np.ndarray:
 
 def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: bool = True, mirror_tta: bool = True,
                           calibration: str = "temperature", calibration_holdout: float = 0.15, random_state: int = 0,
-                          feature_weights=None, face_size=None):
+                          feature_weights=None):
     """Assemble the action model: ``features → [scale] → classifier``, mirrored and calibrated.
 
     Parameters
@@ -199,17 +199,11 @@ def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: 
     random_state : int
     feature_weights : dict of name → float, optional
         Weights of the FeatureUnion parts.
-    face_size : None
-        Unused; accepted (and required to be None) because ``experiments/run.yaml``'s
-        emotion ``pipeline`` node defines it and an experiment file cannot delete a key.
 
     Returns
     -------
     HoldoutCalibrated (or MirrorAugmented / Pipeline when those are switched off)
     """
-    if face_size is not None:
-        raise ValueError(f"face_size is an emotion-pipeline setting; the action pipeline takes poses (set it to null); "
-                         f"got {face_size!r}")
     if isinstance(features, dict):
         parts = [(name, t) for name, t in features.items() if t is not None]
         if not parts:
