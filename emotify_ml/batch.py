@@ -501,7 +501,8 @@ def write_part(table: pd.DataFrame, output) -> Path:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pandas(table, schema=arrow_schema(), preserve_index=False), tmp)
+        arrow = pa.Table.from_pandas(table, schema=arrow_schema(), preserve_index=False)
+        pq.write_table(arrow.replace_schema_metadata(None), tmp)  # plain parquet, as Spark writes it
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {str(path)!r}: {exc}") from None
@@ -577,7 +578,13 @@ def spark_session(master: str = "local[*]", *, app_name: str = "emotify-score-ba
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
     }
     if master.startswith("local"):
-        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        # the workers of a local master import emotify_ml from the same place as this process (a checkout too);
+        # a cluster's executors need the package installed (or shipped with spark.submit.pyFiles)
+        from emotify_ml.paths import PACKAGE_DIR
+
+        paths = [str(PACKAGE_DIR.parent), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                         "spark.executorEnv.PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))})
     settings.update({str(k): str(v) for k, v in (conf or {}).items()})
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
@@ -644,6 +651,8 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
               batch_size: int = 256, ship_model: bool = True, load_times=None) -> dict:
     """Score work items on Spark and append the rows to ``output`` as parquet.
 
+    ``output`` must be a folder the driver can write (local disk or a shared mount): the job
+    writes ``output/_staging-*`` and its part files are then moved into ``output``.
     Images are read with Spark's ``binaryFile`` source; video ranges are rows of a small
     DataFrame, each opened by path by the worker that scores it (so videos must be on a
     file system every executor sees). Both go through ``mapInPandas`` with a function that
@@ -711,15 +720,13 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
     staging = f"{output}/_staging-{uuid.uuid4().hex[:12]}"
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
     result.write.mode("overwrite").parquet(staging)
-    # one atomic-ish move per part file: a job that fails leaves only its staging folder
-    written = spark.read.parquet(staging)
-    counts = written.agg(F.count(F.lit(1)).alias("rows"),
-                         F.sum(F.col("face_source").isin("detector", "whole_image").cast("long")).alias("faces"),
-                         F.sum(F.col("error").isNotNull().cast("long")).alias("errors")).first()
+    # the job writes a staging folder; its part files then join the output (a failed job leaves only staging)
+    staged = pd.read_parquet(staging, columns=["face_source", "error"])
     for part in Path(staging).glob("part-*.parquet"):
         os.replace(part, Path(output) / part.name)
     shutil.rmtree(staging, ignore_errors=True)
-    return {"rows": int(counts["rows"] or 0), "faces": int(counts["faces"] or 0), "errors": int(counts["errors"] or 0)}
+    return {"rows": len(staged), "faces": int(staged["face_source"].isin(["detector", "whole_image"]).sum()),
+            "errors": int(staged["error"].notna().sum())}
 
 
 def score_batch(input, output, *, engine: str = "local", model=None, tracking_uri=None, detect: str = "auto",
