@@ -663,7 +663,9 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
     partitions : int, optional
         Partitions of the images (default: Spark's default parallelism x 4, at most one per image).
     batch_size : int
-        Images per Arrow batch, the unit classified at once.
+        Images classified at once: the ``k``-th batch holds images ``k*batch_size`` to
+        ``(k+1)*batch_size - 1`` of ``items`` (in order), exactly as with :func:`run_local`, so
+        both engines give bit-identical probabilities (BLAS results can depend on the batch).
     ship_model : bool
         Ship the model folder to the executors with ``addFile`` (needed on a cluster).
     load_times : pyspark Accumulator, optional
@@ -687,12 +689,12 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
             scorer.load_reported = True
         return scorer
 
-    def score_image_batches(batches):
-        scorer = loaded()
-        for pdf in batches:
-            work = [(WorkItem(_spark_path(p), int(n), int(m), "image"), bytes(c))
-                    for p, n, m, c in zip(pdf["path"], pdf["length"], pdf["mtime_ms"], pdf["content"])]
-            yield scorer.score_images(work)
+    def score_image_batch(pdf):
+        # one batch of the driver's plan (the local engine's batches), in plan order: same crops classified together
+        pdf = pdf.sort_values("order")
+        work = [(WorkItem(_spark_path(p), int(n), int(m), "image"), bytes(c))
+                for p, n, m, c in zip(pdf["path"], pdf["length"], pdf["mtime_ms"], pdf["content"])]
+        return loaded().score_images(work)
 
     def score_video_batches(batches):
         scorer = loaded()
@@ -704,11 +706,18 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
 
     frames = []
     if images:
-        n = partitions or min(len(images), spark.sparkContext.defaultParallelism * 4)
+        n_batches = -(-len(images) // batch_size)
+        n = partitions or min(n_batches, spark.sparkContext.defaultParallelism * 4)
+        plan = spark.createDataFrame(pd.DataFrame({"local_path": [i.path for i in images],
+                                                   "order": range(len(images)),
+                                                   "batch": [k // batch_size for k in range(len(images))]}),
+                                     "local_path string, order long, batch long")
         df = (spark.read.format("binaryFile").load([i.path for i in images])
               .select("path", "length", F.expr("unix_millis(modificationTime)").alias("mtime_ms"), "content")
-              .repartition(max(1, n)))
-        frames.append(df.mapInPandas(score_image_batches, schema))
+              .withColumn("local_path", F.regexp_replace("path", "^file:/+", "/"))
+              .join(F.broadcast(plan), "local_path")
+              .repartition(max(1, n), "batch"))
+        frames.append(df.groupBy("batch").applyInPandas(score_image_batch, schema))
     if videos:
         table = pd.DataFrame([{"path": v.path, "size": v.size, "mtime_ms": v.mtime_ms, "start": v.start,
                                "stop": v.stop} for v in videos]).astype({"stop": "Int64"})
@@ -718,7 +727,6 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
         return {"rows": 0, "faces": 0, "errors": 0}
     result = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     staging = f"{output}/_staging-{uuid.uuid4().hex[:12]}"
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
     result.write.mode("overwrite").parquet(staging)
     # the job writes a staging folder; its part files then join the output (a failed job leaves only staging)
     staged = pd.read_parquet(staging, columns=["face_source", "error"])
