@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from emotify_ml.labels import TEST  # noqa: E402
 
 
 def models_of_experiment(experiment: str, tracking_uri: str) -> list[tuple[str, str, dict]]:
@@ -60,6 +60,10 @@ def benchmark(classifier, images, labels) -> dict:
     }
 
 
+def _seconds(value) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], help="MLflow model URI or model folder (repeatable)")
@@ -68,7 +72,7 @@ def main(argv=None) -> int:
     default_root = REPO.parent / "shared" / "data" / "fer2013"
     parser.add_argument("--data-root", default=str(default_root) if default_root.is_dir() else None,
                         help="FER-2013 folder or csv (default: ../shared/data/fer2013, else the bundled sample)")
-    parser.add_argument("--split", default="PrivateTest")
+    parser.add_argument("--split", default=TEST)
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images (quick checks)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "models.json"))
     args = parser.parse_args(argv)
@@ -97,7 +101,7 @@ def main(argv=None) -> int:
     header = "| model | PrivateTest acc | macro-F1 | faces/s @256 | ms/face @1 | train s |\n|---|---:|---:|---:|---:|---:|"
     lines = [header] + [
         f"| {r['name']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['faces_per_s_batch256']:.0f} | "
-        f"{r['ms_per_face_batch1']:.2f} | {'' if r['train_seconds'] is None else f'{r['train_seconds']:.0f}'} |"
+        f"{r['ms_per_face_batch1']:.2f} | {_seconds(r['train_seconds'])} |"
         for r in rows]
     print("\n".join(lines))
     out = Path(args.out)

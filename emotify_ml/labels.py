@@ -9,6 +9,10 @@ from __future__ import annotations
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """Emotion names in FER-2013 index order."""
 
+EMOTION_COLOURS_BGR: tuple[tuple[int, int, int], ...] = (
+    (40, 40, 230), (40, 140, 40), (160, 60, 160), (30, 200, 250), (200, 110, 30), (230, 200, 40), (190, 190, 190))
+"""Overlay colour (BGR) of each emotion, in :data:`EMOTIONS` order."""
+
 EMOTION_TO_INDEX: dict[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
 
 N_EMOTIONS: int = len(EMOTIONS)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from emotify_ml.evaluation import full_proba
 from emotify_ml.exceptions import InputError, ModelNotFoundError
-from emotify_ml.features.preprocessing import to_model_input
+from emotify_ml.features.preprocessing import FACE_SIZE, to_model_input
 from emotify_ml.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,12 @@ def pipeline_proba(pipeline, faces) -> np.ndarray:
     Columns follow :data:`emotify_ml.labels.EMOTIONS` even when a class was absent
     from training (its column is then 0).
     """
-    return full_proba(pipeline, to_model_input(faces), len(EMOTIONS))
+    import sklearn
+
+    size = getattr(pipeline[0], "size", FACE_SIZE) if hasattr(pipeline, "steps") else FACE_SIZE
+    faces = to_model_input(faces, size)  # the pipeline's own face size: its FacePreprocessor then passes them through
+    with sklearn.config_context(assume_finite=True):  # validated above; sklearn's per-step checks would repeat it
+        return full_proba(pipeline, faces, len(EMOTIONS))
 
 
 class EmotionClassifier:

@@ -48,7 +48,8 @@ def build_pipeline(*, features=None, classifier, scale: bool = True, face_size: 
 
 
 def make_svm(*, C: float = 1.0, kernel: str = "linear", n_components: int = 2000, gamma=None,
-             class_weight=None, calibration_cv: int = 3, max_iter: int = 5000, random_state: int = 0):
+             class_weight=None, calibration_cv: int = 3, calibration_ensemble: bool = False, max_iter: int = 5000,
+             random_state: int = 0):
     """A linear SVM, or an RBF SVM approximated with Nystroem features, calibrated to give probabilities.
 
     An exact RBF ``SVC`` over 28k faces costs minutes to fit and ~13 ms per face to
@@ -65,6 +66,9 @@ def make_svm(*, C: float = 1.0, kernel: str = "linear", n_components: int = 2000
     class_weight : None or "balanced"
     calibration_cv : int
         Folds of the sigmoid calibration that turns margins into probabilities.
+    calibration_ensemble : bool
+        Keep one SVM per fold (True) or, as by default, calibrate on out-of-fold margins and
+        keep a single SVM fitted on all data: the same calibration at a third of the scoring cost.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import LinearSVC
@@ -72,7 +76,7 @@ def make_svm(*, C: float = 1.0, kernel: str = "linear", n_components: int = 2000
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}")
     svm = LinearSVC(C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state, dual="auto")
-    clf = CalibratedClassifierCV(svm, cv=calibration_cv, method="sigmoid")
+    clf = CalibratedClassifierCV(svm, cv=calibration_cv, method="sigmoid", ensemble=calibration_ensemble)
     if kernel == "linear":
         return clf
     from sklearn.kernel_approximation import Nystroem

@@ -21,7 +21,7 @@ from emotify_ml.features.preprocessing import FacePreprocessor, crop_face, crop_
 
 def test_to_model_input_accepts_grey_bgr_any_size():
     grey = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
-    assert to_model_input(grey) is not None and np.array_equal(to_model_input(grey), grey)
+    assert np.array_equal(to_model_input(grey), grey)
     bgr = np.repeat(grey[..., None], 3, axis=3)
     np.testing.assert_array_equal(to_model_input(bgr), grey)
     assert to_model_input(np.zeros((2, 120, 90, 3), np.uint8)).shape == (2, 48, 48)

@@ -57,3 +57,18 @@ def test_bad_input_and_bad_uri(fitted, tmp_path):
         load_emotion_model(str(tmp_path / "nowhere"))
     with pytest.raises(ModelNotFoundError):
         load_emotion_model("runs:/0123456789abcdef/model", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+
+
+def test_export_model_copies_a_complete_model_with_provenance(fitted, faces, tmp_path):
+    import json
+
+    from emotify_ml.model import export_model
+
+    X, _ = faces
+    source = save_pyfunc(fitted, tmp_path / "source", input_example=X[:2])
+    dest = export_model(source, tmp_path / "shipped", provenance={"run_id": "abc"})
+    assert json.loads((dest / "provenance.json").read_text()) == {"source": str(source), "run_id": "abc"}
+    np.testing.assert_allclose(load_emotion_model(dest).predict_proba(X), EmotionClassifier(fitted).predict_proba(X))
+    with pytest.raises(ModelNotFoundError):
+        export_model(tmp_path / "nothing", tmp_path / "other")
+    assert not (tmp_path / "other").exists()

@@ -12,7 +12,8 @@ Fusion, for a face whose emotion probabilities are ``q`` (7,):
 where P̄(a) is the prior's average over the 7 emotions. Dividing by P̄ keeps the
 category base rate from being counted twice (the pose model already learnt it), so a
 uniform emotion changes nothing, whatever λ. λ = 0 is pose only; λ = 1 is Bayes' rule
-if pose and emotion were independent given the action; λ > 1 trusts the prior more.
+if pose and emotion were independent given the action and the emotions equally likely a
+priori (P̄ is their unweighted mean); λ > 1 trusts the prior more.
 """
 
 from __future__ import annotations

@@ -56,6 +56,12 @@ class ActionPredictor:
         self.top_k = top_k
         self.last_timings: dict[str, float] = {}
 
+    def reset(self) -> None:
+        """Forget the tracked people (the next frame is unrelated to the last, e.g. another image)."""
+        reset = getattr(self.pose_estimator, "reset", None)
+        if reset is not None:
+            reset()
+
     def predict(self, frame_bgr, face_boxes, emotion_proba) -> list:
         """One result per face box (see the module docstring).
 

@@ -135,6 +135,7 @@ class HoldoutCalibrated(ClassifierMixin, BaseEstimator):
                                             random_state=self.random_state, stratify=strat)
         self.estimator_ = clone(self.estimator).fit(X[fit_idx], y[fit_idx])
         self.classes_ = self.estimator_.classes_
+        cal_idx = cal_idx[np.isin(y[cal_idx], self.classes_)]  # a class seen only in the hold-out cannot be scored
         self.temperature_ = fit_temperature(self.estimator_.predict_proba(X[cal_idx]),
                                             np.searchsorted(self.classes_, y[cal_idx]))
         return self

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from emotify_ml.backbones.cnn import build_augmenter, build_backbone
+from emotify_ml.exceptions import DataError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,15 @@ def _dataset(images, labels, *, batch_size, augmenter=None, shuffle_seed=None):
     if augmenter is not None:
         ds = ds.map(lambda a, b: (augmenter(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where mixed precision pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def predict_proba(model, images, *, batch_size: int = 512, flip: bool = False) -> np.ndarray:
@@ -83,8 +93,8 @@ def train_backbone(
         Total epochs of the cosine schedule. Resuming with another value re-plans
         the schedule so that it ends at the new total.
     mixed_precision : bool or None
-        Use ``mixed_bfloat16`` (None: on when no GPU is present and the CPU is used,
-        where bfloat16 roughly doubles throughput on AVX-512 BF16 CPUs).
+        Use ``mixed_bfloat16`` (None: on a CPU with native bfloat16, AVX-512 BF16 or AMX,
+        where it roughly doubles throughput; off on GPUs and on other CPUs, where it is emulated).
     model, augment : dict
         Keyword arguments of :func:`build_backbone` and :func:`build_augmenter`.
     on_epoch_end : callable(epoch: int, logs: dict), optional
@@ -109,7 +119,7 @@ def train_backbone(
     model_kwargs = dict(model or {})
     keras.utils.set_random_seed(seed)
     if mixed_precision is None:
-        mixed_precision = not tf.config.list_physical_devices("GPU")
+        mixed_precision = not tf.config.list_physical_devices("GPU") and cpu_has_bf16()
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
     try:
@@ -121,7 +131,10 @@ def train_backbone(
             warmup_steps=warmup_epochs * steps_per_epoch,
             alpha=0.01,
         )
-        if state["epochs_done"] > 0 and (out / "last.keras").exists():
+        if state["epochs_done"] > 0 and not (out / "last.keras").exists():
+            raise DataError(f"{state_file} says {state['epochs_done']} epoch(s) are done but {out / 'last.keras'} is "
+                            f"missing; delete {out} to train from scratch")
+        if state["epochs_done"] > 0:
             net = keras.saving.load_model(out / "last.keras")
             log.info("resuming from %s after epoch %d", out / "last.keras", state["epochs_done"])
             # the schedule follows this call's `epochs` (identical when unchanged; re-planned otherwise)

@@ -27,15 +27,15 @@ import cv2
 import numpy as np
 
 from emotify_ml.exceptions import DataError, DataNotFoundError
-from emotify_ml.features.preprocessing import FACE_SIZE
-from emotify_ml.labels import EMOTION_TO_INDEX, EMOTIONS, FER_USAGES
+from emotify_ml.features.preprocessing import FACE_SIZE, to_grey_square
+from emotify_ml.labels import EMOTION_TO_INDEX, EMOTIONS, FER_USAGES, TEST, TRAIN
 from emotify_ml.paths import cache_dir as default_cache_dir
 from emotify_ml.paths import sample_data_dir
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-_FOLDER_USAGE = {"train": "Training", "test": "PrivateTest"}
+_FOLDER_USAGE = {"train": TRAIN, "test": TEST}
 _CACHE_VERSION = "1"
 
 
@@ -117,8 +117,7 @@ def _fit_size(img: np.ndarray, where: str, resize: bool) -> np.ndarray:
         return img
     if not resize:
         raise DataError(f"{where}: image is {img.shape[1]}x{img.shape[0]}, expected {FACE_SIZE}x{FACE_SIZE} (pass resize=True to resize)")
-    interp = cv2.INTER_AREA if min(img.shape) > FACE_SIZE else cv2.INTER_LINEAR
-    return cv2.resize(img, (FACE_SIZE, FACE_SIZE), interpolation=interp)
+    return to_grey_square(img, FACE_SIZE)
 
 
 def _usage_of(split_dir: str, name: str) -> str:
@@ -295,7 +294,7 @@ def load_fer2013_csv(path, *, resize: bool = True, on_error: str = "raise", **_i
                     raise DataError(f"has {pix.size} pixels, expected {FACE_SIZE * FACE_SIZE} (a square image)")
                 if pix.min() < 0 or pix.max() > 255:
                     raise DataError("pixels must lie in 0..255")
-                u = row[iu].strip() if iu is not None else "Training"
+                u = row[iu].strip() if iu is not None else TRAIN
                 if u not in FER_USAGES:
                     raise DataError(f"Usage {u!r} is not one of {FER_USAGES}")
                 img = _fit_size(pix.astype(np.uint8).reshape(side, side), f"line {lineno}", resize)

@@ -5,20 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emotify_ml.labels import EMOTIONS
+from emotify_ml.labels import EMOTION_COLOURS_BGR, EMOTIONS
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
-EMOTION_COLOURS = {  # BGR
-    "angry": (40, 40, 230),
-    "disgust": (40, 140, 40),
-    "fear": (160, 60, 160),
-    "happy": (30, 200, 250),
-    "sad": (200, 110, 30),
-    "surprise": (230, 200, 40),
-    "neutral": (190, 190, 190),
-}
-"""Colour of each emotion in the overlay (BGR)."""
+EMOTION_COLOURS = dict(zip(EMOTIONS, EMOTION_COLOURS_BGR))
+"""Colour of each emotion in the overlay (BGR), from :data:`emotify_ml.labels.EMOTION_COLOURS_BGR`."""
 
 
 def _text(image, text, org, scale=0.45, colour=(255, 255, 255), thickness=1, background=(0, 0, 0)):

@@ -159,6 +159,8 @@ class FrameScorer:
         if self.independent_frames:
             self.tracker.reset()
             self.smoother.reset()
+            if self.action_predictor is not None and hasattr(self.action_predictor, "reset"):
+                self.action_predictor.reset()
         ids = self.tracker.update(found.boxes)
         self.smoother.forget(self.tracker.dropped)
         self.flicker.forget(self.tracker.dropped)
