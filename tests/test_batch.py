@@ -67,7 +67,8 @@ def spark(tmp_path_factory):
     session.stop()
 
 
-OPTIONS = dict(frame_stride=4, frames_per_item=8, batch_size=2)  # images in batches of 2; the 18 frames: ranges [0, 8), [8, 16), [16, end); frames 0, 4, ... 16
+# images in batches of 2; the 18 frames: ranges [0, 8), [8, 16), [16, end), every 4th frame scored
+OPTIONS = dict(frame_stride=4, frames_per_item=8, batch_size=2)
 
 
 def rows(output) -> pd.DataFrame:
