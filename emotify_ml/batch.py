@@ -510,7 +510,11 @@ def write_part(table: pd.DataFrame, output) -> Path:
 
 
 def run_local(items, scorer: BatchScorer, output, *, batch_size: int = 256, progress: bool = True) -> dict:
-    """Score work items in this process with a progress bar; a part file per ``batch_size`` images or per video range."""
+    """Score work items in this process with a progress bar; a part file per ``batch_size`` images or per video.
+
+    A file's rows are written only once all of it is scored, so the resume key (path, size,
+    mtime) of an interrupted run never marks a half-scored video as done.
+    """
     from tqdm.auto import tqdm
 
     counts = {"rows": 0, "faces": 0, "errors": 0}
@@ -529,8 +533,12 @@ def run_local(items, scorer: BatchScorer, output, *, batch_size: int = 256, prog
             chunk = images[start:start + batch_size]
             flush(scorer.score_images((item, None) for item in chunk))
             bar.update(len(chunk))
+        ranges = []  # a video's ranges are written together, so a re-run never skips an unfinished video
         for item in videos:
-            flush(scorer.score_video(item))
+            ranges.append(scorer.score_video(item))
+            if item.stop is None:  # the video's last range
+                flush(pd.concat(ranges, ignore_index=True))
+                ranges = []
             bar.update(1)
     return counts
 
