@@ -222,17 +222,19 @@ def test_scorer_without_faces_and_independent_frames():
 
 
 class _FakeCapture:
-    """A cv2.VideoCapture stand-in: ``n_ok`` frames, then read() fails (a camera unplugged)."""
+    """A cv2.VideoCapture stand-in: ``n_ok`` frames (None: endless), one per ``period`` s, then read() fails."""
 
-    def __init__(self, n_ok):
-        self.n_ok, self.n_read, self.released = n_ok, 0, False
+    def __init__(self, n_ok, period=0.0):
+        self.n_ok, self.period, self.n_read, self.released = n_ok, period, 0, False
 
     def get(self, prop):
         return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
 
     def read(self):
         self.n_read += 1
-        if self.n_read <= self.n_ok:
+        if self.period:
+            time.sleep(self.period)
+        if self.n_ok is None or self.n_read <= self.n_ok:
             return True, np.full((48, 64, 3), self.n_read, np.uint8)
         return False, None
 
@@ -258,8 +260,8 @@ def test_camera_that_never_delivers_is_a_clear_error():
 
 
 def test_live_source_keeps_only_the_newest_frame():
-    source = _LiveCaptureSource(_FakeCapture(n_ok=50), "camera 9", stall_timeout=0.5).start()
-    time.sleep(0.3)  # the consumer is slow: frames pile up at the camera
+    source = _LiveCaptureSource(_FakeCapture(n_ok=None, period=0.002), "camera 9", stall_timeout=5).start()
+    time.sleep(0.3)  # the consumer is slow: frames pile up at the camera (which never stalls here)
     frame = source.read(timeout=5)
     source.close()
     assert frame.index > 10  # old frames were dropped, not queued
