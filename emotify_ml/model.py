@@ -123,36 +123,40 @@ def model_signature():
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def save_pyfunc(pipeline, path, *, input_example=None, extra_pip_requirements=None) -> Path:
-    """Write a fitted Pipeline as an MLflow pyfunc model directory (used for the shipped model)."""
+def write_pyfunc(model, *, python_model, signature, path=None, name=None, input_example=None,
+                 registered_model_name=None, extra_pip_requirements=None):
+    """Save (``path``) or log to the active run (``name``) a fitted model as an MLflow pyfunc.
+
+    The model is stored as the joblib artifact ``pipeline`` that ``python_model``'s
+    ``load_context`` reads. Shared by the emotion and the action models. Returns the
+    folder (save) or the ModelInfo (log).
+    """
     import tempfile
 
     import joblib
     import mlflow.pyfunc
 
-    path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         artifact = Path(tmp) / PIPELINE_ARTIFACT
-        joblib.dump(pipeline, artifact, compress=3)
-        mlflow.pyfunc.save_model(path, python_model=_pyfunc_class()(), artifacts={"pipeline": str(artifact)},
-                                 signature=model_signature(), input_example=input_example,
-                                 code_paths=None, pip_requirements=_requirements(extra_pip_requirements))
-    return path
+        joblib.dump(model, artifact, compress=3)
+        common = dict(python_model=python_model, artifacts={"pipeline": str(artifact)}, signature=signature,
+                      input_example=input_example, pip_requirements=_requirements(extra_pip_requirements))
+        if path is not None:
+            mlflow.pyfunc.save_model(str(path), **common)
+            return Path(path)
+        return mlflow.pyfunc.log_model(name=name, registered_model_name=registered_model_name, **common)
+
+
+def save_pyfunc(pipeline, path, *, input_example=None, extra_pip_requirements=None) -> Path:
+    """Write a fitted emotion Pipeline as an MLflow pyfunc model directory."""
+    return write_pyfunc(pipeline, python_model=_pyfunc_class()(), signature=model_signature(), path=path,
+                        input_example=input_example, extra_pip_requirements=extra_pip_requirements)
 
 
 def log_pyfunc(pipeline, *, name: str = "model", input_example=None, registered_model_name=None):
-    """Log a fitted Pipeline to the active MLflow run as a pyfunc model; returns the ModelInfo."""
-    import tempfile
-
-    import joblib
-    import mlflow.pyfunc
-
-    with tempfile.TemporaryDirectory() as tmp:
-        artifact = Path(tmp) / PIPELINE_ARTIFACT
-        joblib.dump(pipeline, artifact, compress=3)
-        return mlflow.pyfunc.log_model(name=name, python_model=_pyfunc_class()(), artifacts={"pipeline": str(artifact)},
-                                       signature=model_signature(), input_example=input_example,
-                                       pip_requirements=_requirements(None), registered_model_name=registered_model_name)
+    """Log a fitted emotion Pipeline to the active MLflow run as a pyfunc model; returns the ModelInfo."""
+    return write_pyfunc(pipeline, python_model=_pyfunc_class()(), signature=model_signature(), name=name,
+                        input_example=input_example, registered_model_name=registered_model_name)
 
 
 def _requirements(extra):

@@ -27,10 +27,10 @@ from emotify_ml.actions.pose_features import mirror_poses
 from emotify_ml.evaluation import full_proba
 from emotify_ml.exceptions import ModelNotFoundError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
+from emotify_ml.model import PIPELINE_ARTIFACT
 
 log = logging.getLogger(__name__)
 
-PIPELINE_ARTIFACT = "pipeline.joblib"
 SHIPPED_ACTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "action_model"
 """The default action model, an MLflow pyfunc directory shipped with the package."""
 
@@ -329,22 +329,10 @@ def _example(input_example):
 
 
 def _save_or_log(model, *, path=None, name=None, input_example=None):
-    import tempfile
+    from emotify_ml.model import write_pyfunc
 
-    import joblib
-    import mlflow.pyfunc
-
-    from emotify_ml.model import _requirements
-
-    with tempfile.TemporaryDirectory() as tmp:
-        artifact = Path(tmp) / PIPELINE_ARTIFACT
-        joblib.dump(model, artifact, compress=3)
-        common = dict(python_model=_pyfunc_class()(), artifacts={"pipeline": str(artifact)}, signature=action_signature(),
-                      input_example=_example(input_example), pip_requirements=_requirements(None))
-        if path is not None:
-            mlflow.pyfunc.save_model(str(path), **common)
-            return Path(path)
-        return mlflow.pyfunc.log_model(name=name, **common)
+    return write_pyfunc(model, python_model=_pyfunc_class()(), signature=action_signature(), path=path, name=name,
+                        input_example=_example(input_example))
 
 
 def log_action_pyfunc(model, *, name: str = "model", input_example=None):
