@@ -41,10 +41,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from emotify_ml.exceptions import DataNotFoundError, InputError, ModelNotFoundError, OutputError
+from emotify_ml.exceptions import DataNotFoundError, InputError, OutputError
 from emotify_ml.features.preprocessing import DEFAULT_MARGIN, crop_faces
 from emotify_ml.labels import EMOTIONS
 from emotify_ml.live.capture import IMAGE_SUFFIXES
+from emotify_ml.model import ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -92,25 +93,6 @@ class WorkItem:
     kind: str
     start: int = 0
     stop: int | None = None
-
-
-@dataclass
-class ResolvedModel:
-    """The model a batch job uses: where its files are, and what to write in the rows.
-
-    Attributes
-    ----------
-    uri : str
-        What was asked for, made exact: ``models:/<name>/<version>`` for a champion alias.
-    local_dir : str
-        The MLflow model folder on this machine (shipped to Spark executors).
-    version : str or None
-        The registry version, when the model came from the registry.
-    """
-
-    uri: str
-    local_dir: str
-    version: str | None = None
 
 
 @dataclass
@@ -229,74 +211,6 @@ def done_keys(output) -> set[tuple[str, int, int]]:
 
 
 # ----------------------------------------------------------------------------------------------- model
-
-def resolve_model(uri=None, *, tracking_uri=None, registered_name: str | None = None) -> ResolvedModel:
-    """Find the model folder and version a batch job scores with (on the driver, once).
-
-    Parameters
-    ----------
-    uri : str or path, optional
-        An MLflow model URI (``runs:/<id>/model``, ``models:/<name>@<alias>``, ``models:/<name>/<v>``)
-        or a model folder. None: the champion of the tracking store, else the shipped model,
-        as :func:`emotify_ml.model.load_emotion_model`.
-    tracking_uri : str, optional
-        The tracking store (default: MLflow's current one).
-    registered_name : str, optional
-        Registered model name of the champion (default ``emotify-emotion``).
-
-    Raises
-    ------
-    ModelNotFoundError
-        Nothing loadable; the message says what to pass.
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from emotify_ml import model as model_lib
-
-    name = registered_name or model_lib.DEFAULT_REGISTERED_MODEL
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    if uri is None:
-        store = mlflow.get_tracking_uri()
-        if not model_lib._missing_sqlite_store(store):
-            try:
-                version = mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version
-                uri = f"models:/{name}/{version}"
-            except MlflowException as exc:
-                log.info("no champion in %s (%s); using the shipped model", store, exc.message.splitlines()[0])
-        if uri is None:
-            if not (model_lib.SHIPPED_MODEL_DIR / "MLmodel").exists():
-                model_lib.load_emotion_model(None, registered_name=name)  # raises its ModelNotFoundError
-            return ResolvedModel(str(model_lib.SHIPPED_MODEL_DIR), str(model_lib.SHIPPED_MODEL_DIR), None)
-    uri = str(uri)
-    local = Path(uri).expanduser()
-    if local.exists():
-        local_dir = local.resolve()
-    elif "://" in uri or uri.startswith(("models:", "runs:")):
-        try:
-            local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-        except MlflowException as exc:
-            raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
-    else:
-        raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
-                                 "(runs:/<run_id>/model, models:/<name>@<alias>)")
-    version = None
-    if uri.startswith("models:/"):
-        ref = uri[len("models:/"):]
-        try:
-            if "@" in ref:
-                reg, alias = ref.split("@", 1)
-                version = mlflow.MlflowClient().get_model_version_by_alias(reg, alias).version
-                uri = f"models:/{reg}/{version}"
-            elif ref.rsplit("/", 1)[-1].isdigit():
-                version = ref.rsplit("/", 1)[-1]
-        except MlflowException:
-            version = None
-    if not (local_dir / "MLmodel").exists():
-        raise ModelNotFoundError(f"{uri!r} is not an MLflow model folder (no MLmodel in {local_dir})")
-    return ResolvedModel(uri, str(local_dir), None if version is None else str(version))
-
 
 # ----------------------------------------------------------------------------------------------- scoring
 

@@ -17,6 +17,7 @@ scoring) the same thing without the pyfunc layer.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -172,43 +173,100 @@ def _requirements(extra):
     return reqs + list(extra or [])
 
 
-def load_emotion_model(uri=None, *, tracking_uri=None, registered_name: str = DEFAULT_REGISTERED_MODEL) -> EmotionClassifier:
-    """Load an emotion model for scoring.
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are, and which model it exactly is.
+
+    Attributes
+    ----------
+    uri : str
+        What was asked for, made exact: ``models:/<name>/<version>`` for an alias such as
+        ``@champion`` (so every user of the result scores with the same version), else the
+        URI or folder as given (the shipped model's folder for the default fallback).
+    local_dir : str
+        The MLflow model folder on this machine.
+    version : str or None
+        The registry version, when the model came from the registry.
+    """
+
+    uri: str
+    local_dir: str
+    version: str | None = None
+
+
+def resolve_model(uri=None, *, tracking_uri=None, registered_name: str = DEFAULT_REGISTERED_MODEL) -> ResolvedModel:
+    """Resolve a model URI (or the default) to an exact URI and a local MLflow model folder.
 
     Parameters
     ----------
     uri : str or path, optional
-        Any MLflow model URI (``runs:/<id>/model``, ``models:/<name>@champion``) or a
-        local MLflow model directory. None: ``models:/<registered_name>@champion`` from
-        the tracking store when it holds one, else the model shipped with the package.
-        A ``sqlite:///`` store whose file does not exist holds no registry, and is not
-        created just to look in it.
+        Any MLflow model URI (``runs:/<id>/model``, ``models:/<name>@<alias>``,
+        ``models:/<name>/<version>``) or a local MLflow model folder. None:
+        ``models:/<registered_name>@champion`` from the tracking store when it holds one,
+        else the model shipped with the package. A ``sqlite:///`` store whose file does not
+        exist holds no registry, and is not created just to look in it.
     tracking_uri : str, optional
         The tracking store (default: MLflow's current one).
 
     Raises
     ------
     ModelNotFoundError
-        The URI does not resolve to a model, or (``uri=None``) there is neither a
+        The URI does not resolve to a model folder, or (``uri=None``) there is neither a
         champion nor a shipped model.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    if uri is not None:
-        return _load(str(uri))
-    store = mlflow.get_tracking_uri()
-    if not _missing_sqlite_store(store):
-        try:
-            return _load(f"models:/{registered_name}@champion")
-        except ModelNotFoundError as exc:
-            log.info("no champion in the tracking store %s (%s); using the shipped model", store, exc)
-    if not (SHIPPED_MODEL_DIR / "MLmodel").exists():
-        raise ModelNotFoundError(
-            f"no emotion model: the tracking store {store} has no models:/{registered_name}@champion and no model "
-            f"is shipped in {SHIPPED_MODEL_DIR}; pass an MLflow model URI or a model folder")
-    return _load(str(SHIPPED_MODEL_DIR))
+    if uri is None:
+        store = mlflow.get_tracking_uri()
+        if not _missing_sqlite_store(store):
+            try:
+                uri = f"models:/{registered_name}@champion"
+                return resolve_model(uri)
+            except ModelNotFoundError as exc:
+                log.info("no champion in the tracking store %s (%s); using the shipped model", store, exc)
+        if not (SHIPPED_MODEL_DIR / "MLmodel").exists():
+            raise ModelNotFoundError(
+                f"no emotion model: the tracking store {store} has no models:/{registered_name}@champion and no "
+                f"model is shipped in {SHIPPED_MODEL_DIR}; pass an MLflow model URI or a model folder")
+        return ResolvedModel(str(SHIPPED_MODEL_DIR), str(SHIPPED_MODEL_DIR), None)
+    uri, version = str(uri), None
+    local = Path(uri).expanduser()
+    try:
+        if local.exists():
+            local_dir = local.resolve()
+        elif "://" in uri or uri.startswith(("models:", "runs:")):
+            if uri.startswith("models:/"):  # pin an alias to its version before downloading it
+                ref = uri[len("models:/"):]
+                if "@" in ref:
+                    name, alias = ref.split("@", 1)
+                    version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+                    uri = f"models:/{name}/{version}"
+                elif ref.rsplit("/", 1)[-1].isdigit():
+                    version = ref.rsplit("/", 1)[-1]
+            local_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        else:
+            raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
+                                     "(runs:/<run_id>/model, models:/<name>@<alias>)")
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+    if not (local_dir / "MLmodel").exists():
+        raise ModelNotFoundError(f"{uri!r} is not an MLflow model folder (no MLmodel in {local_dir})")
+    return ResolvedModel(uri, str(local_dir), None if version is None else str(version))
+
+
+def load_emotion_model(uri=None, *, tracking_uri=None, registered_name: str = DEFAULT_REGISTERED_MODEL) -> EmotionClassifier:
+    """Load an emotion model for scoring (see :func:`resolve_model` for ``uri=None``).
+
+    Raises
+    ------
+    ModelNotFoundError
+        The URI does not resolve to an Emotify emotion model.
+    """
+    resolved = resolve_model(uri, tracking_uri=tracking_uri, registered_name=registered_name)
+    return _classifier(resolved)
 
 
 def _missing_sqlite_store(uri: str) -> bool:
@@ -217,26 +275,14 @@ def _missing_sqlite_store(uri: str) -> bool:
     return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()
 
 
-def _load(uri: str) -> EmotionClassifier:
+def _classifier(resolved: ResolvedModel) -> EmotionClassifier:
     import joblib
-    import mlflow
-    from mlflow.exceptions import MlflowException
 
-    local = Path(uri).expanduser()
-    try:
-        if local.exists():
-            model_dir = local
-        elif "://" in uri or uri.startswith(("models:", "runs:")):
-            model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-        else:
-            raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
-                                     "(runs:/<run_id>/model, models:/<name>@<alias>)")
-    except MlflowException as exc:
-        raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
-    artifact = next(iter(sorted(model_dir.glob(f"artifacts/{PIPELINE_ARTIFACT}"))), None)
-    if artifact is None:
-        raise ModelNotFoundError(f"{uri!r} is not an Emotify model (no artifacts/{PIPELINE_ARTIFACT} in {model_dir})")
-    return EmotionClassifier(joblib.load(artifact), uri)
+    artifact = Path(resolved.local_dir) / "artifacts" / PIPELINE_ARTIFACT
+    if not artifact.is_file():
+        raise ModelNotFoundError(f"{resolved.uri!r} is not an Emotify model (no artifacts/{PIPELINE_ARTIFACT} in "
+                                 f"{resolved.local_dir})")
+    return EmotionClassifier(joblib.load(artifact), resolved.uri)
 
 
 def export_model(uri, dest, *, tracking_uri=None, provenance: dict | None = None) -> Path:
@@ -257,14 +303,11 @@ def export_model(uri, dest, *, tracking_uri=None, provenance: dict | None = None
         mlflow.set_tracking_uri(tracking_uri)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _load(str(uri))  # fails clearly before anything is written when the URI is not an Emotify model
+    resolved = resolve_model(uri)
+    _classifier(resolved)  # fails clearly before anything is written when the URI is not an Emotify model
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         staged = Path(tmp) / "model"
-        local = Path(str(uri)).expanduser()
-        if local.exists():
-            shutil.copytree(local, staged)
-        else:
-            shutil.copytree(mlflow.artifacts.download_artifacts(artifact_uri=str(uri)), staged)
+        shutil.copytree(resolved.local_dir, staged)
         (staged / "provenance.json").write_text(json.dumps({"source": str(uri), **(provenance or {})}, indent=2,
                                                            default=str))
         if dest.exists():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from emotify_ml.actions.blazepose import BlazePose, Person, blazepose_to_mpii, detector_anchors
 from emotify_ml.actions.live import ActionPredictor, assign_faces, load_action_predictor
