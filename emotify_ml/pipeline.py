@@ -14,6 +14,22 @@ from sklearn.preprocessing import StandardScaler
 from emotify_ml.features.preprocessing import FACE_SIZE, FacePreprocessor
 
 
+def features_step(features, feature_weights=None):
+    """One feature transformer from a transformer or a dict of them (a FeatureUnion when several, None when none).
+
+    The union's output names are prefixed by the dict's names (``cnn__cnn7``, ``hog__hog12``);
+    ``feature_weights`` (name → float) multiplies each part.
+    """
+    if not isinstance(features, dict):
+        return features
+    parts = [(name, t) for name, t in features.items() if t is not None]
+    if not parts:
+        return None
+    if len(parts) == 1 and not feature_weights:
+        return parts[0][1]
+    return FeatureUnion(parts, transformer_weights=feature_weights)
+
+
 def build_pipeline(*, features=None, classifier, scale: bool = True, face_size: int = FACE_SIZE,
                    feature_weights=None) -> Pipeline:
     """Assemble ``faces → features → scale → classifier``.
@@ -33,14 +49,9 @@ def build_pipeline(*, features=None, classifier, scale: bool = True, face_size: 
         Multiplies each union part (e.g. to balance 900 HOG columns against 256 CNN ones).
     """
     steps = [("faces", FacePreprocessor(size=face_size))]
-    if isinstance(features, dict):
-        parts = [(name, t) for name, t in features.items() if t is not None]
-        if len(parts) == 1 and not feature_weights:
-            steps.append(("features", parts[0][1]))
-        elif parts:
-            steps.append(("features", FeatureUnion(parts, transformer_weights=feature_weights)))
-    elif features is not None:
-        steps.append(("features", features))
+    step = features_step(features, feature_weights)
+    if step is not None:
+        steps.append(("features", step))
     if scale and len(steps) > 1:
         steps.append(("scale", StandardScaler()))
     steps.append(("classifier", classifier))

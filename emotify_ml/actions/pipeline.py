@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
@@ -28,6 +28,7 @@ from emotify_ml.evaluation import full_proba
 from emotify_ml.exceptions import ModelNotFoundError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
 from emotify_ml.model import PIPELINE_ARTIFACT
+from emotify_ml.pipeline import features_step
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +206,9 @@ def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: 
     -------
     HoldoutCalibrated (or MirrorAugmented / Pipeline when those are switched off)
     """
-    if isinstance(features, dict):
-        parts = [(name, t) for name, t in features.items() if t is not None]
-        if not parts:
-            raise ValueError("the action pipeline needs at least one pose feature transformer")
-        features = parts[0][1] if len(parts) == 1 and not feature_weights else FeatureUnion(
-            parts, transformer_weights=feature_weights)
+    features = features_step(features, feature_weights)
+    if features is None:
+        raise ValueError("the action pipeline needs at least one pose feature transformer")
     steps = [("features", features)] + ([("scale", StandardScaler())] if scale else []) + [("classifier", classifier)]
     model = Pipeline(steps)
     if mirror:
