@@ -119,7 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--actions", action="store_true", help="also time pose + action prediction (as live --actions)")
-    p.add_argument("--json", default="live_benchmark.json", help="where to write the results")
+    p.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "live.json"),
+                   help="where to write the results (default: benchmarks/results/live.json)")
     args = p.parse_args(argv)
 
     import cv2
@@ -189,6 +190,7 @@ def main(argv=None) -> int:
         print(f"flicker (label changes per second of face time): raw {flicker['raw_changes_per_s']:.2f}, "
               f"smoothed {flicker['smoothed_changes_per_s']:.2f} "
               f"({flicker['raw_changes']} vs {flicker['smoothed_changes']} changes in {flicker['face_seconds']:.1f} s)")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"results: {args.json}")
     return 0
