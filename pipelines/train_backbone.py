@@ -25,8 +25,8 @@ def train(cfg: DictConfig) -> dict:
     import mlflow
     from sklearn.metrics import accuracy_score, f1_score
 
-    from emotify_ml.backbones.cnn import load_backbone
-    from emotify_ml.backbones.train import predict_proba, train_backbone
+    from emotify_ml.backbones.train import train_backbone
+    from emotify_ml.features.cnn_embedding import BackboneClassifier
     from emotify_ml.labels import TEST, TRAIN, VALIDATION
     from emotify_ml.tracking import log_json, tracked_run
 
@@ -57,13 +57,13 @@ def train(cfg: DictConfig) -> dict:
         if summary["model_path"] is None:
             log.info("stopped after epoch %d of %d; run again to resume", summary["epochs_done"], config["train"]["epochs"])
             return summary
-        model = load_backbone(summary["model_path"])
         metrics = {"best_epoch": summary["best_epoch"]}
         for name, split in (("val", val_set), ("test", test_set)):
             if not len(split):
                 continue
-            for flip in (False, True):
-                pred = predict_proba(model, split.images, flip=flip).argmax(1)
+            for flip in (False, True):  # scored exactly as the cnn_softmax pipeline serves it
+                head = BackboneClassifier(model_path=summary["model_path"], flip_tta=flip).fit(split.images[:1])
+                pred = head.predict(split.images)
                 tag = f"{name}{'_flip' if flip else ''}"
                 metrics[f"{tag}_accuracy"] = accuracy_score(split.labels, pred)
                 metrics[f"{tag}_macro_f1"] = f1_score(split.labels, pred, average="macro")

@@ -149,14 +149,3 @@ def RandomErasing(rate=0.25, seed=None):  # noqa: N802 - a layer factory, named 
     """Random-erasing augmentation layer (defined lazily so importing this module stays light)."""
     return _random_erasing_layer()(rate=rate, seed=seed)
 
-
-def load_backbone(path=None):
-    """Load a saved backbone (``.keras``) for inference; defaults to :data:`DEFAULT_BACKBONE`."""
-    import keras
-
-    from emotify_ml.exceptions import ModelNotFoundError
-
-    path = Path(path or DEFAULT_BACKBONE)
-    if not path.is_file():
-        raise ModelNotFoundError(f"backbone file {str(path)!r} does not exist; train one with `python -m pipelines.train_backbone`")
-    return keras.saving.load_model(path, compile=False)

@@ -51,15 +51,6 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def predict_proba(model, images, *, batch_size: int = 512, flip: bool = False) -> np.ndarray:
-    """Class probabilities of a backbone for (N, 48, 48) uint8 images, optionally flip-averaged."""
-    x = images.astype("float32")[..., None]
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
-    if flip:
-        probs = (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2.0
-    return np.asarray(probs, dtype=np.float64)
-
-
 def train_backbone(
     train_images,
     train_labels,

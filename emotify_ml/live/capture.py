@@ -230,7 +230,7 @@ class _LiveCaptureSource(_CaptureSource):
                 time.sleep(0.01)
                 continue
             last_ok = now
-            yield Frame(index, now - start, _to_bgr(image))
+            yield Frame(index, now - start, to_bgr(image))
             index += 1
 
 
@@ -300,7 +300,7 @@ class VideoSource(_CaptureSource):
         image, index = self._first, 0
         self._first = None
         while image is not None and not self._stop.is_set():
-            yield Frame(index, index / fps, _to_bgr(image))
+            yield Frame(index, index / fps, to_bgr(image))
             index += 1
             ok, image = self._cap.read()
             if not ok:
@@ -359,9 +359,10 @@ def _read_image(path: Path) -> np.ndarray | None:
     return image
 
 
-def _to_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """A grey (H, W) or (H, W, 1), BGR, or BGRA uint8 image as (H, W, 3) BGR."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image

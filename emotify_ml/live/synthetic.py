@@ -13,6 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotify_ml.live.capture import to_bgr
+from emotify_ml.live.outputs import VideoWriter
+
 
 def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_px: int = 200, n_per_frame: int = 1,
                      jitter: int = 2, noise: float = 4.0, background: int = 90, seed: int = 0):
@@ -49,7 +52,7 @@ def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_
         raise ValueError(f"{n_per_frame} faces of {face_px} px do not fit in a {width}x{height} frame")
     faces = list(faces)
     for start in range(0, len(faces) - n_per_frame + 1, n_per_frame):
-        group = [cv2.resize(_bgr(f), (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+        group = [cv2.resize(to_bgr(np.asarray(f, np.uint8)), (face_px, face_px), interpolation=cv2.INTER_CUBIC)
                  for f in faces[start:start + n_per_frame]]
         for _ in range(frames_per_face):
             frame = np.full((height, width, 3), background, np.uint8)
@@ -65,27 +68,13 @@ def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_
 
 def write_video(path, frames, fps: float = 30.0) -> Path:
     """Write BGR frames to a video file (``.mp4``: mp4v codec, ``.avi``: MJPG) and return its path."""
-    path = Path(path)
-    writer = None
+    writer = VideoWriter(path, fps)
     try:
         for frame in frames:
-            if writer is None:
-                codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), float(fps),
-                                         (frame.shape[1], frame.shape[0]))
-                if not writer.isOpened():
-                    raise OSError(f"OpenCV cannot write the video {str(path)!r}")
             writer.write(frame)
     finally:
-        if writer is not None:
-            writer.release()
-    if writer is None:
+        writer.close()
+    if writer.n_frames == 0:
         raise ValueError("no frames to write")
-    return path
+    return writer.path
 
-
-def _bgr(face: np.ndarray) -> np.ndarray:
-    face = np.asarray(face, np.uint8)
-    if face.ndim == 2:
-        return cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
-    return face[..., :3] if face.shape[2] >= 3 else cv2.cvtColor(face[..., 0], cv2.COLOR_GRAY2BGR)
