@@ -11,11 +11,14 @@ Usage::
     python benchmarks/live_benchmark.py --demo-model hog      # no trained model yet: HOG + logistic
                                                               # regression fitted on the bundled sample
     python benchmarks/live_benchmark.py --demo-model cnn      # the cost of a CNN model (untrained weights)
+    python benchmarks/live_benchmark.py --actions --person    # pose + actions with a real body in the frame
 
 With no ``--video``, the clip is made from the bundled FER-2013 sample (one face
 upscaled to 200 px in a 640x480 frame, 10 faces of 30 frames, with camera-like jitter
 and noise), so its true label changes only 9 times: the rest of the raw label changes
-are flicker.
+are flicker. With ``--person`` the clip is a photograph of a person instead (scikit-image's
+bundled ``astronaut``: head, torso and arms), so ``--actions`` times BlazePose's landmark
+model and the action model on a real body, not just the person detector on an empty scene.
 """
 
 from __future__ import annotations
@@ -51,6 +54,26 @@ def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_pe
     face_px = 200 if faces_per_frame == 1 else 560 // faces_per_frame
     return write_video(path, synthetic_frames(chosen, frames_per_face=frames_per_face, n_per_frame=faces_per_frame,
                                               face_px=face_px), fps=30)
+
+
+def make_person_clip(path: Path, n_frames: int = 300, seed: int = 0) -> Path:
+    """Write a 640x480 clip of a real photograph of a person, with camera-like jitter and noise."""
+    import cv2
+    import skimage.data
+
+    from emotify_ml.live.synthetic import write_video
+
+    photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (440, 440))
+    rng = np.random.default_rng(seed)
+
+    def frames():
+        for _ in range(n_frames):
+            frame = np.full((480, 640, 3), 90, np.uint8)
+            dx, dy = rng.integers(-3, 4, 2)
+            frame[20 + dy:460 + dy, 100 + dx:540 + dx] = photo
+            yield np.clip(frame + rng.normal(0, 4.0, frame.shape), 0, 255).astype(np.uint8)
+
+    return write_video(path, frames(), fps=30)
 
 
 def demo_model(kind: str = "hog", workdir=None):
@@ -105,6 +128,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--video", help="video to play (default: a generated 640x480 clip of sample faces)")
     p.add_argument("--faces", type=int, default=1, help="faces per frame of the generated clip")
+    p.add_argument("--person", action="store_true",
+                   help="generate a clip of a photographed person instead of sample faces (for --actions)")
     p.add_argument("--model", help="MLflow model URI or folder (default: as python -m emotify_ml.live)")
     p.add_argument("--demo-model", choices=("hog", "cnn"), default=None,
                    help="no trained model yet: fit a stand-in on the bundled sample (hog: HOG + logistic regression; "
@@ -136,7 +161,12 @@ def main(argv=None) -> int:
         cv2.setNumThreads(args.threads)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            video = Path(args.video) if args.video else make_clip(Path(tmp) / "bench.avi", faces_per_frame=args.faces)
+            if args.video:
+                video = Path(args.video)
+            elif args.person:
+                video = make_person_clip(Path(tmp) / "person.avi")
+            else:
+                video = make_clip(Path(tmp) / "bench.avi", faces_per_frame=args.faces)
             classifier = (demo_model(args.demo_model, tmp) if args.demo_model
                           else load_model(args.model, args.tracking_uri, print))
             detector = make_detector(args.detector, det_size=args.det_size or None)
@@ -160,7 +190,8 @@ def main(argv=None) -> int:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     report = {
-        "video": str(args.video or f"generated from the bundled sample: {args.faces} face(s) per frame, 30 FPS"),
+        "video": str(args.video or ("generated from skimage's astronaut photo (one person), 30 FPS" if args.person
+                                    else f"generated from the bundled sample: {args.faces} face(s) per frame, 30 FPS")),
         "frame_size": size,
         "model": str(classifier.source),
         "detector": repr(detector),

@@ -32,10 +32,11 @@ class Splits:
     identity: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("train", "val"):
-            if len(getattr(self, f"y_{name}")) == 0:
-                raise ValueError(f"the {name} split is empty; the data set needs train and validation samples "
-                                 f"(identity: {self.identity})")
+        if len(self.y_train) == 0:
+            raise ValueError(f"the train split is empty; the data set needs training samples (identity: {self.identity})")
+        if len(self.y_val) == 0 and len(self.y_test) == 0:
+            raise ValueError("the val and test splits are both empty; the data set needs samples to evaluate on, "
+                             f"validation (for model choice) or test (identity: {self.identity})")
 
 
 def measure_speed(predict_proba, X, *, batch: int = 256, singles: int = 50) -> dict[str, float]:
@@ -100,11 +101,12 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
         mlflow.log_text(classification_report(y, proba.argmax(1), labels=range(len(names)), target_names=names,
                                               digits=4, zero_division=0), f"reports/classification_{split}.txt")
         log.info("%s: accuracy %.4f, macro-F1 %.4f", split, result["accuracy"], result["macro_f1"])
-    speed = measure_speed(lambda X: pipeline.predict_proba(X), splits.X_val)
+    held_out = splits.X_val if len(splits.X_val) else splits.X_test  # no validation split: a final refit on train+val
+    speed = measure_speed(lambda X: pipeline.predict_proba(X), held_out)
     metrics.update(speed)
     mlflow.log_metrics(metrics)
     mlflow.log_dict(report, "metrics.json")
     if model_logger is not None:
-        model_logger(pipeline, input_example=splits.X_val[:input_example_size])
+        model_logger(pipeline, input_example=held_out[:input_example_size])
     return metrics
 

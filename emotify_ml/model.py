@@ -286,7 +286,7 @@ def _classifier(resolved: ResolvedModel) -> EmotionClassifier:
 
 
 def export_model(uri, dest, *, tracking_uri=None, provenance: dict | None = None) -> Path:
-    """Copy an MLflow emotion model (any URI) into a plain folder, e.g. the shipped model.
+    """Copy an Emotify MLflow model (emotion or action; any URI) into a plain folder, e.g. a shipped model.
 
     The folder is a complete MLflow model (``mlflow.pyfunc.load_model(dest)`` works);
     ``provenance`` (source URI, run id, metrics, data hash) is written beside it as

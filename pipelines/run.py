@@ -106,7 +106,8 @@ def main(cfg: DictConfig) -> float:
     selection = cfg.get("selection") or {}
     metric = selection.get("metric", DEFAULT_METRIC)
     check_selection_metric(metric, selection.get("mode", "max"))
-    return run(cfg)[metric]
+    metrics = run(cfg)
+    return metrics.get(metric, float("nan"))  # NaN: a final refit without a validation split (data.val_size=0)
 
 
 if __name__ == "__main__":

@@ -93,3 +93,37 @@ def test_assign_faces_one_face_per_person():
     people = [Person(np.zeros((16, 2)), lm, np.array([200.0, 50, 240, 420]), 1.0)]
     owner = assign_faces(np.array([[290, 70, 60, 60], [300, 300, 20, 20], [0, 0, 5, 5]]), people)
     assert owner.tolist() == [0, -1, -1]
+
+
+def astronaut_bgr():
+    """A real photograph with one person (head, torso, arms; legs cut by the frame): scikit-image's bundled
+    ``astronaut`` (NASA, public domain), so no file is fetched."""
+    import cv2
+    import skimage.data
+
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def test_real_photo_end_to_end():
+    from emotify_ml.detection import YuNetDetector
+
+    frame = astronaut_bgr()
+    h, w = frame.shape[:2]
+    pose = BlazePose()
+    people = pose(frame)
+    assert len(people) == 1
+    j = {name: people[0].joints[i] for i, name in enumerate(MPII_JOINTS)}
+    assert j["head top"][1] < j["upper neck"][1] < j["thorax"][1] < j["pelvis"][1]  # upright
+    assert j["r shoulder"][0] < j["thorax"][0] < j["l shoulder"][0]  # facing the camera: her right is image left
+    visible = np.isfinite(people[0].joints).all(1)
+    assert not visible[MPII_JOINTS.index("r ankle")] and not visible[MPII_JOINTS.index("l ankle")]  # out of frame
+    assert (people[0].joints[visible] >= 0).all() and (people[0].joints[visible] < (w, h)).all()
+    tracked = pose(frame)  # second frame: the region comes from the landmarks, not the detector
+    assert len(tracked) == 1 and np.allclose(tracked[0].box, people[0].box, atol=25)
+
+    faces = YuNetDetector().detect(frame).boxes
+    assert len(faces) == 1
+    predictor = load_action_predictor()
+    out = predictor.predict(frame, faces, np.full((1, 7), 1 / 7))
+    assert out[0] is not None and len(out[0]["actions"]) == 3
+    assert all(name in MPII_CATEGORIES for name, _ in out[0]["actions"])

@@ -237,6 +237,25 @@ def test_actions_flag_adds_actions_to_overlay_and_jsonl(model_dir, clip, tmp_pat
     assert {"actions", "actions.pose"} <= set(stage_ms)
 
 
+def test_actions_on_a_real_photo_with_the_shipped_action_model(model_dir, tmp_path):
+    """The real --actions path (BlazePose, the shipped action model, fusion) on a photograph of a person."""
+    import skimage.data
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    jsonl = tmp_path / "r.jsonl"
+    assert main(["--source", str(photo), "--model", str(model_dir), "--no-display", "-q", "--actions",
+                 "--jsonl", str(jsonl), "--output", str(tmp_path / "annotated.mp4")]) == EXIT_OK
+    (line,) = _lines(jsonl)
+    actions = line["actions"]
+    assert actions is not None, "the face should belong to the detected body"
+    x, y, w, h = line["box"]
+    px, py, pw, ph = actions["person_box"]
+    assert px <= x + w / 2 <= px + pw and py <= y + h / 2 <= py + ph
+    assert len(actions["actions"]) == 3 and sum(p for _, p in actions["actions"]) <= 1 + 1e-9
+    assert (tmp_path / "annotated.mp4").stat().st_size > 0
+
+
 def test_actions_flag_without_the_action_module_fails_clearly(model_dir, clip, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "emotify_ml.actions.live", None)  # import fails
     assert main(["--source", str(clip), "--model", str(model_dir), "--no-display", "--actions"]) == EXIT_MODEL

@@ -103,7 +103,7 @@ class Person:
 
     Attributes
     ----------
-    joints : (16, 2) MPII joints in pixels, NaN = not visible
+    joints : (16, 2) MPII joints in pixels, NaN = not visible or outside the frame
     landmarks : (33, 3) BlazePose x, y (pixels), visibility
     box : (4,) x, y, w, h around the visible landmarks, clipped to the frame
     score : float, the landmark model's person-present score
@@ -181,11 +181,8 @@ class BlazePose:
         boxes = raw[good, :4] / 224.0
         boxes[:, :2] += anchors
         kps = raw[good, 4:8].reshape(-1, 2, 2) / 224.0 + anchors[:, None]
-        regions = []
-        for i in _nms(boxes, scores[good], 0.3)[: self.max_people]:
-            kp0, kp1 = kps[i, 0] * side - (pad_x, pad_y), kps[i, 1] * side - (pad_x, pad_y)
-            regions.append((*_region(kp0, kp1), float(scores[good][i])))
-        return [(c, s, r) for c, s, r, _ in regions]
+        return [_region(kps[i, 0] * side - (pad_x, pad_y), kps[i, 1] * side - (pad_x, pad_y))
+                for i in _nms(boxes, scores[good], 0.3)[: self.max_people]]
 
     def landmarks(self, frame_bgr, centre, side, rotation):
         """Landmarks (39, 5) in image pixels (x, y, z, visibility, presence in [0, 1]) and the person score."""
@@ -227,9 +224,12 @@ class BlazePose:
                 continue
             x0, y0 = np.clip(seen.min(0), 0, (w, h))
             x1, y1 = np.clip(seen.max(0), 0, (w, h))
-            people.append(Person(blazepose_to_mpii(lm[:33, :2], vis, self.min_visibility), lm[:33, [0, 1, 3]],
-                                 np.array([x0, y0, x1 - x0, y1 - y0]), score))
-            next_regions.append(_region(lm[33, :2], lm[34, :2])[:3])
+            joints = blazepose_to_mpii(lm[:33, :2], vis, self.min_visibility)
+            # BlazePose guesses joints beyond the frame edge; MPII leaves those unannotated, and so do we
+            with np.errstate(invalid="ignore"):
+                joints[~((joints >= 0) & (joints < (w, h))).all(1)] = np.nan
+            people.append(Person(joints, lm[:33, [0, 1, 3]], np.array([x0, y0, x1 - x0, y1 - y0]), score))
+            next_regions.append(_region(lm[33, :2], lm[34, :2]))
         self._regions = next_regions if self.track else []
         return people
 
@@ -240,4 +240,4 @@ def _region(kp0, kp1):
     side = 2.0 * float(np.hypot(*d)) * 1.25
     rotation = np.pi / 2 - np.arctan2(-d[1], d[0])
     rotation = (rotation + np.pi) % (2 * np.pi) - np.pi
-    return np.asarray(kp0, dtype=np.float64), side, float(rotation), 0.0
+    return np.asarray(kp0, dtype=np.float64), side, float(rotation)

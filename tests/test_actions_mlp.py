@@ -1,0 +1,89 @@
+"""The NumPy-scored MLP classifier: sklearn contract, fidelity to its Keras network, determinism, ensembles."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from emotify_ml.actions.mlp import MLPPoseClassifier, _fold_layers
+from emotify_ml.actions.pipeline import HoldoutCalibrated, make_soft_vote
+
+_TINY = {"hidden": (32,), "epochs": 8, "batch_size": 32, "learning_rate": 0.03}
+
+
+@parametrize_with_checks([MLPPoseClassifier(**_TINY)])
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+def _blobs(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 5)) + 2.0 * np.eye(3, 5)[y]
+    return X, y
+
+
+def test_learns_and_handles_nan():
+    X, y = _blobs()
+    X[::7, 4] = np.nan  # a missing feature is imputed with its training mean
+    clf = MLPPoseClassifier(hidden=(16,), epochs=30, batch_size=32).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3) and np.allclose(proba.sum(1), 1)
+    assert (clf.predict(X) == y).mean() > 0.8
+    assert clf.loss_curves_[0][-1] < clf.loss_curves_[0][0]
+
+
+def test_numpy_forward_matches_keras():
+    import keras
+
+    X, y = _blobs(80)
+    clf = MLPPoseClassifier(hidden=(16, 8), epochs=3, batch_size=16)
+    clf.fit(X, y)
+    Z = clf._standardise(X)
+    net = clf._build(keras, Z.shape[1], 3, (16, 8), len(Z), 5)
+    # give the batch norms non-trivial statistics so folding them is really tested
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            rng = np.random.default_rng(1)
+            layer.set_weights([rng.uniform(0.5, 2, w.shape).astype("float32") for w in layer.get_weights()])
+    expected = keras.ops.convert_to_numpy(net(Z, training=False))
+    clf.networks_ = [_fold_layers(net)]
+    logits = np.log(clf.predict_proba(X))
+    assert np.allclose(logits - logits.max(1, keepdims=True), expected - expected.max(1, keepdims=True), atol=1e-4)
+
+
+def test_deterministic_picklable_and_ensembles():
+    X, y = _blobs(120)
+    a = MLPPoseClassifier(hidden=(8,), epochs=3, n_networks=2).fit(X, y)
+    b = MLPPoseClassifier(hidden=(8,), epochs=3, n_networks=2).fit(X, y)
+    assert len(a.networks_) == 2
+    assert np.allclose(a.predict_proba(X), b.predict_proba(X))
+    assert np.array_equal(pickle.loads(pickle.dumps(a)).predict_proba(X), a.predict_proba(X))
+    one = MLPPoseClassifier(hidden=(8,), epochs=3).fit(X, y)
+    assert not np.allclose(a.predict_proba(X), one.predict_proba(X))
+
+
+@pytest.mark.parametrize("params, message", [({"hidden": (0,)}, "hidden"), ({"epochs": 0}, "epochs"),
+                                              ({"dropout": 1.0}, "dropout"), ({"noise": -1}, "noise"),
+                                              ({"n_networks": 0}, "n_networks")])
+def test_bad_params(params, message):
+    X, y = _blobs(30)
+    with pytest.raises(ValueError, match=message):
+        MLPPoseClassifier(**params).fit(X, y)
+
+
+def test_soft_vote_and_refit():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _blobs(200)
+    vote = make_soft_vote(members={"lr": LogisticRegression(), "mlp": MLPPoseClassifier(hidden=(8,), epochs=3)})
+    model = HoldoutCalibrated(estimator=vote, refit=True).fit(X, y)
+    on_all_rows = clone(vote).fit(X, y)  # refit: the final model saw every row, the temperature only the hold-out
+    assert np.allclose(model.estimator_.predict_proba(X), on_all_rows.predict_proba(X))
+    assert np.allclose(model.predict_proba(X).sum(1), 1) and model.temperature_ != 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        make_soft_vote(members={})
