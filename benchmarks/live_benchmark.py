@@ -56,24 +56,15 @@ def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_pe
                                               face_px=face_px), fps=30)
 
 
-def make_person_clip(path: Path, n_frames: int = 300, seed: int = 0) -> Path:
-    """Write a 640x480 clip of a real photograph of a person, with camera-like jitter and noise."""
+def make_person_clip(path: Path, n_frames: int = 300) -> Path:
+    """Write a 640x480 clip of a real photograph of a person (440 px), with camera-like jitter and noise."""
     import cv2
     import skimage.data
 
-    from emotify_ml.live.synthetic import write_video
+    from emotify_ml.live.synthetic import synthetic_frames, write_video
 
-    photo = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (440, 440))
-    rng = np.random.default_rng(seed)
-
-    def frames():
-        for _ in range(n_frames):
-            frame = np.full((480, 640, 3), 90, np.uint8)
-            dx, dy = rng.integers(-3, 4, 2)
-            frame[20 + dy:460 + dy, 100 + dx:540 + dx] = photo
-            yield np.clip(frame + rng.normal(0, 4.0, frame.shape), 0, 255).astype(np.uint8)
-
-    return write_video(path, frames(), fps=30)
+    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    return write_video(path, synthetic_frames([photo], frames_per_face=n_frames, face_px=440, jitter=3), fps=30)
 
 
 def demo_model(kind: str = "hog", workdir=None):

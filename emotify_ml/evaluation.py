@@ -74,6 +74,16 @@ def evaluate(y_true, proba, class_names) -> dict:
     return out
 
 
+def baseline_probabilities(y_train, n_classes: int) -> dict[str, np.ndarray]:
+    """The two reference predictors every model is compared with, as one probability row each.
+
+    ``majority``: all mass on the most frequent training class; ``prior``: the training
+    class frequencies (the best calibrated guess that ignores the input).
+    """
+    prior = np.bincount(np.asarray(y_train, dtype=int), minlength=n_classes) / max(len(y_train), 1)
+    return {"majority": np.eye(n_classes)[np.argmax(prior)], "prior": prior}
+
+
 def scalar_metrics(metrics: dict, prefix: str) -> dict[str, float]:
     """The scalar entries of :func:`evaluate`'s result, keyed ``<prefix>_<name>``."""
     return {f"{prefix}_{k}": float(v) for k, v in metrics.items() if np.isscalar(v)}

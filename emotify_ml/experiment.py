@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emotify_ml.evaluation import confusion_matrix_figure, evaluate, full_proba, scalar_metrics
+from emotify_ml.evaluation import (baseline_probabilities, confusion_matrix_figure, evaluate, full_proba,
+                                  scalar_metrics)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Splits:
-    """Train / validation / test arrays of one task, with class names and the data's identity."""
+    """Train / validation / test arrays of one task, with class names and the data's identity.
+
+    Validation may be empty for a final refit on train + validation (the model chosen
+    beforehand); then the runner reports test only.
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -78,7 +83,7 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
     metrics = {"train_seconds": time.perf_counter() - t0}
     log.info("fitted in %.1f s", metrics["train_seconds"])
     report = {}
-    prior = np.bincount(np.asarray(splits.y_train, dtype=int), minlength=len(names)) / len(splits.y_train)
+    baselines = baseline_probabilities(splits.y_train, len(names))
     for split, X, y in (("val", splits.X_val, splits.y_val), ("test", splits.X_test, splits.y_test)):
         if len(y) == 0:
             continue
@@ -88,7 +93,7 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
         metrics.update(scalar_metrics(result, split))
         metrics[f"{split}_predict_seconds"] = time.perf_counter() - t0
         report[split] = result
-        for baseline, p in (("majority", np.eye(len(names))[np.argmax(prior)]), ("prior", prior)):
+        for baseline, p in baselines.items():
             base = evaluate(y, np.tile(p, (len(y), 1)), names)
             metrics.update({f"{split}_baseline_{baseline}_{k}": base[k]
                             for k in ("accuracy", "top3_accuracy", "macro_f1", "ece", "brier")})
@@ -101,12 +106,12 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
         mlflow.log_text(classification_report(y, proba.argmax(1), labels=range(len(names)), target_names=names,
                                               digits=4, zero_division=0), f"reports/classification_{split}.txt")
         log.info("%s: accuracy %.4f, macro-F1 %.4f", split, result["accuracy"], result["macro_f1"])
-    held_out = splits.X_val if len(splits.X_val) else splits.X_test  # no validation split: a final refit on train+val
-    speed = measure_speed(lambda X: pipeline.predict_proba(X), held_out)
+    rows = splits.X_val if len(splits.X_val) else splits.X_train  # no validation split: a final refit on train+val
+    speed = measure_speed(lambda X: pipeline.predict_proba(X), rows)
     metrics.update(speed)
     mlflow.log_metrics(metrics)
     mlflow.log_dict(report, "metrics.json")
     if model_logger is not None:
-        model_logger(pipeline, input_example=held_out[:input_example_size])
+        model_logger(pipeline, input_example=rows[:input_example_size])
     return metrics
 

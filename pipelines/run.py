@@ -5,7 +5,8 @@ fits on train, reports validation and test, and tracks the run in MLflow
 (config, provenance, metrics, plots, the model). A multirun (``-m``) is one
 MLflow parent run with a child run per job (:mod:`pipelines.callbacks`); the
 value main returns, the sweep objective, is the validation metric
-``selection.metric`` (default ``val_accuracy``), never a test metric.
+``selection.metric`` (default ``val_accuracy``), never a test metric; NaN for a
+final refit without a validation split (``data.val_size=0``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,12 @@ def main(cfg: DictConfig) -> float:
     metric = selection.get("metric", DEFAULT_METRIC)
     check_selection_metric(metric, selection.get("mode", "max"))
     metrics = run(cfg)
-    return metrics.get(metric, float("nan"))  # NaN: a final refit without a validation split (data.val_size=0)
+    if metric in metrics:
+        return metrics[metric]
+    if not any(k.startswith("val_") for k in metrics):  # a final refit without a validation split (data.val_size=0)
+        return float("nan")
+    raise ValueError(f"selection.metric {metric!r} was not logged; validation metrics are "
+                     f"{sorted(k for k in metrics if k.startswith('val_') and '_baseline_' not in k)[:12]}...")
 
 
 if __name__ == "__main__":

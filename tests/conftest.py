@@ -26,6 +26,18 @@ def tracking_uri(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+@pytest.fixture(scope="session")
+def person_photo() -> np.ndarray:
+    """A real photograph of one person, BGR (512x512): head, torso and arms, legs cut by the frame.
+
+    scikit-image's bundled ``astronaut`` (NASA, public domain), so nothing is fetched.
+    """
+    import cv2
+    import skimage.data
+
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
 def synthetic_faces(n: int = 14, size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cartoon faces whose mouth curvature depends on the class: learnable, deterministic, tiny."""
     import cv2

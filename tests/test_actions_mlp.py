@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emotify_ml.actions.mlp import MLPPoseClassifier, _fold_layers
-from emotify_ml.actions.pipeline import HoldoutCalibrated, make_soft_vote
+from emotify_ml.actions.pipeline import HoldoutCalibrated, make_soft_vote, set_n_jobs
 
 _TINY = {"hidden": (32,), "epochs": 8, "batch_size": 32, "learning_rate": 0.03}
 
@@ -29,12 +29,24 @@ def _blobs(n=240, seed=0):
 
 def test_learns_and_handles_nan():
     X, y = _blobs()
-    X[::7, 4] = np.nan  # a missing feature is imputed with its training mean
+    X[::7, 0] = np.nan  # an informative feature, sometimes missing: imputed with its training mean
+    X = np.column_stack([X, np.full(len(X), np.nan)])  # never seen in training: always 0 after standardising
     clf = MLPPoseClassifier(hidden=(16,), epochs=30, batch_size=32).fit(X, y)
     proba = clf.predict_proba(X)
     assert proba.shape == (len(X), 3) and np.allclose(proba.sum(1), 1)
     assert (clf.predict(X) == y).mean() > 0.8
     assert clf.loss_curves_[0][-1] < clf.loss_curves_[0][0]
+    unseen = X.copy()
+    unseen[:, -1] = 1e6  # the never-seen column has no say, whatever its value
+    assert np.allclose(clf.predict_proba(unseen), proba)
+    empty = clf.predict_proba(np.full((2, X.shape[1]), np.nan))  # nothing known: a finite, valid guess
+    assert np.isfinite(empty).all() and np.allclose(empty.sum(1), 1)
+
+
+def test_one_class_and_int_hidden():
+    X, _ = _blobs(20)
+    clf = MLPPoseClassifier(hidden=8, epochs=2).fit(X, np.full(20, "sports"))
+    assert clf.networks_ == [] and clf.predict(X[:3]).tolist() == ["sports"] * 3
 
 
 def test_numpy_forward_matches_keras():
@@ -67,9 +79,10 @@ def test_deterministic_picklable_and_ensembles():
     assert not np.allclose(a.predict_proba(X), one.predict_proba(X))
 
 
-@pytest.mark.parametrize("params, message", [({"hidden": (0,)}, "hidden"), ({"epochs": 0}, "epochs"),
-                                              ({"dropout": 1.0}, "dropout"), ({"noise": -1}, "noise"),
-                                              ({"n_networks": 0}, "n_networks")])
+@pytest.mark.parametrize("params, message", [({"hidden": (0,)}, "hidden"), ({"hidden": "wide"}, "hidden"),
+                                              ({"epochs": 0}, "epochs"), ({"dropout": 1.0}, "dropout"),
+                                              ({"noise": -1}, "noise"), ({"label_smoothing": 1.0}, "label_smoothing"),
+                                              ({"n_networks": 0}, "n_networks"), ({"random_state": 0.5}, "random_state")])
 def test_bad_params(params, message):
     X, y = _blobs(30)
     with pytest.raises(ValueError, match=message):
@@ -84,6 +97,9 @@ def test_soft_vote_and_refit():
     model = HoldoutCalibrated(estimator=vote, refit=True).fit(X, y)
     on_all_rows = clone(vote).fit(X, y)  # refit: the final model saw every row, the temperature only the hold-out
     assert np.allclose(model.estimator_.predict_proba(X), on_all_rows.predict_proba(X))
-    assert np.allclose(model.predict_proba(X).sum(1), 1) and model.temperature_ != 1.0
+    assert np.allclose(model.predict_proba(X).sum(1), 1)
+    assert model.temperature_ == HoldoutCalibrated(estimator=vote).fit(X, y).temperature_  # from the same hold-out
+    set_n_jobs(model, 1)  # live scoring reaches the members inside the vote
+    assert model.estimator_.estimators_[0].n_jobs == 1
     with pytest.raises(ValueError, match="at least one"):
         make_soft_vote(members={})

@@ -237,12 +237,10 @@ def test_actions_flag_adds_actions_to_overlay_and_jsonl(model_dir, clip, tmp_pat
     assert {"actions", "actions.pose"} <= set(stage_ms)
 
 
-def test_actions_on_a_real_photo_with_the_shipped_action_model(model_dir, tmp_path):
+def test_actions_on_a_real_photo_with_the_shipped_action_model(model_dir, person_photo, tmp_path):
     """The real --actions path (BlazePose, the shipped action model, fusion) on a photograph of a person."""
-    import skimage.data
-
     photo = tmp_path / "astronaut.png"
-    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photo), person_photo)
     jsonl = tmp_path / "r.jsonl"
     assert main(["--source", str(photo), "--model", str(model_dir), "--no-display", "-q", "--actions",
                  "--jsonl", str(jsonl), "--output", str(tmp_path / "annotated.mp4")]) == EXIT_OK

@@ -49,3 +49,27 @@ def test_svm_hog_on_sample_is_tracked_and_reloads(tmp_path, tracking_uri):
     assert list(pred.columns) == [*EMOTIONS, "label"]
     accuracy = np.mean(pred["label"].map(EMOTIONS.index).to_numpy() == test.labels)
     assert accuracy == m["test_accuracy"]  # the logged model is the one that was evaluated
+
+
+def test_action_ensemble_final_refit_without_validation(tmp_path, tracking_uri):
+    """The shipped action model's recipe on the MPII sample: the soft-vote config composes, and a run with
+    ``data.val_size=0`` (train + validation) reports test only and logs a loadable action model."""
+    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.data.mpii import load_mpii_splits, sample_mpii_path
+
+    proc = run_cli("experiment=action_pose_ensemble", f"data.path={sample_mpii_path()}", "data.val_size=0",
+                   "classifier.members.gbm.n_estimators=5", "classifier.members.mlp.epochs=2",
+                   "classifier.members.mlp.hidden=[16]", "classifier.members.mlp.n_networks=2",
+                   f"tracking.uri={tracking_uri}", "tracking.experiment=actions", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("actions").experiment_id])
+    m = run.data.metrics
+    assert "test_accuracy" in m and "test_ece" in m and not any(k.startswith("val_") for k in m)
+    assert run.data.params["dataset.n_val"] == "0"
+    mlflow.set_tracking_uri(tracking_uri)
+    model = load_action_model(f"runs:/{run.info.run_id}/model")
+    splits = load_mpii_splits(sample_mpii_path(), val_size=0)
+    assert len(splits.y_train) == int(run.data.params["dataset.n_train"])
+    accuracy = np.mean(model.predict_proba(splits.X_test).argmax(1) == splits.y_test)
+    assert np.isclose(accuracy, m["test_accuracy"])  # the logged model is the one that was evaluated

@@ -1,13 +1,15 @@
 """A small multilayer perceptron classifier for pose features: trained with Keras, scored with NumPy.
 
 Training uses Keras (AdamW with cosine decay, batch normalisation, dropout and
-Gaussian input noise). Once fitted, the network is a handful of NumPy arrays
-(batch normalisation folded into the dense layers), so scoring a pose costs a
-few microseconds, needs no TensorFlow import, and the pickled estimator (and the
-MLflow model around it) is a few MB of plain arrays.
+Gaussian input noise). Once fitted, each network is a handful of NumPy arrays
+(batch normalisation folded into the dense layers), so scoring one pose costs
+tens of microseconds per network, needs no TensorFlow import, and the pickled
+estimator (and the MLflow model around it) is a few MB of plain arrays.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -24,11 +26,12 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
     Inputs are standardised with the training mean and standard deviation (NaN
     ignored), clipped to ±6 and NaN set to 0 (the mean), so missing-joint features
     need no separate imputer; keep missing-joint indicators among the features.
+    A column with no finite training value is always 0.
 
     Parameters
     ----------
-    hidden : tuple of int, default (512, 512)
-        Widths of the hidden layers (dense → batch norm → ReLU → dropout).
+    hidden : int or tuple of int, default (512, 512)
+        Widths of the hidden layers (dense → batch norm → ReLU → dropout); an int is one layer.
     dropout : float, default 0.3
     noise : float, default 0.1
         Standard deviation of the Gaussian noise added to the standardised inputs while training.
@@ -41,8 +44,10 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
     n_networks : int, default 1
         Train this many networks (seeds ``random_state``, ``random_state + 1``, ...) and
         average their probabilities: a cheap ensemble that is steadier than any one of them.
-    random_state : int, default 0
+    random_state : int or None, default 0
         Seeds Keras (weights, dropout, noise, shuffling): the same data gives the same model.
+        ``fit`` seeds Python's, NumPy's and TensorFlow's global generators with it (Keras
+        offers no other way); None draws a fresh seed.
     verbose : int, default 0
         Keras ``fit`` verbosity.
 
@@ -51,7 +56,8 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray
     n_features_in_ : int
     mean_, scale_ : (n_features_in_,) ndarray
-        Input standardisation.
+        Input standardisation (``scale_`` is inf for columns never finite in training);
+        standardised inputs are then clipped to ±6.
     networks_ : list of list of (W, b)
         The fitted networks, batch normalisation folded in; each one's last pair gives logits.
     loss_curves_ : list of list of float
@@ -82,7 +88,11 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     def _check_params(self):
-        hidden = tuple(self.hidden)
+        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else self.hidden
+        try:
+            hidden = tuple(hidden)
+        except TypeError:
+            raise ValueError(f"hidden must be a layer width or a sequence of them; got {self.hidden!r}") from None
         if not all(isinstance(h, (int, np.integer)) and h > 0 for h in hidden):
             raise ValueError(f"hidden must be positive layer widths; got {self.hidden!r}")
         for name in ("epochs", "batch_size", "n_networks"):
@@ -91,9 +101,13 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a positive int; got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
-        for name in ("noise", "learning_rate", "weight_decay", "label_smoothing"):
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
+        for name in ("noise", "learning_rate", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}")
+        if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
+            raise ValueError(f"random_state must be an int or None; got {self.random_state!r}")
         return hidden
 
     def _standardise(self, X):
@@ -111,20 +125,27 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = encoder.classes_
         codes = encoder.transform(y)
         n_classes = len(self.classes_)
-        with np.errstate(all="ignore"):
-            self.mean_ = np.nan_to_num(np.nanmean(X, axis=0))
-            std = np.nan_to_num(np.nanstd(X, axis=0))
-        self.scale_ = np.where(std > 1e-9, std, 1.0)
+        seen = np.isfinite(X).any(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
+            mean, std = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        self.mean_ = np.where(seen, mean, 0.0)
+        self.scale_ = np.where(~seen, np.inf, np.where(std > 1e-9, std, 1.0))
+        self.networks_, self.loss_curves_ = [], []
+        if n_classes == 1:  # nothing to learn: predict_proba is 1 for the only class
+            return self
         Z = self._standardise(X)
 
-        targets = np.eye(max(n_classes, 2), dtype=np.float32)[codes]
-        self.networks_, self.loss_curves_ = [], []
+        seed = (int(self.random_state) if self.random_state is not None
+                else int(np.random.default_rng().integers(2**31 - n_classes)))
+        targets = np.eye(n_classes, dtype=np.float32)[codes]
         for k in range(int(self.n_networks)):
-            net = self._build(keras, Z.shape[1], targets.shape[1], hidden, len(Z), int(self.random_state) + k)
+            net = self._build(keras, Z.shape[1], n_classes, hidden, len(Z), seed + k)
             history = net.fit(Z, targets, batch_size=int(self.batch_size), epochs=int(self.epochs), shuffle=True,
                               verbose=self.verbose)
             self.loss_curves_.append([float(v) for v in history.history["loss"]])
             self.networks_.append(_fold_layers(net))
+            keras.backend.clear_session()  # free the graph; the folded arrays are all we keep
         return self
 
     def _build(self, keras, n_inputs, n_outputs, hidden, n_rows, seed):

@@ -1,0 +1,149 @@
+"""Score action models on the fixed MPII test split: top-1, top-3, macro-F1, ECE, speed, and the emotion fusion.
+
+    python benchmarks/benchmark_actions.py                                   # the shipped action model
+    python benchmarks/benchmark_actions.py --model runs:/<id>/model --model emotify_ml/assets/action_model
+
+Prints markdown tables and writes JSON (``--out``, default ``benchmarks/results/actions.json``):
+
+- each model against the majority-class and class-prior baselines;
+- the fusion table for the first model: one emotion imposed on every pose (MPII has no
+  emotion labels), for several λ, and how many top-1 labels that changes. A uniform
+  emotion must leave every probability as it is.
+
+Speed is the median ms to score one pose (the live loop's batch of 1, LightGBM on one
+thread as live sets it) and poses/s for a batch of 256. The models are scored on the test
+split of ``--data``; when that file is not the one a model was trained from (its
+``provenance.json`` says which), the script stops, because the sample's rows overlap training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# (emotion name or "uniform", λ) rows of the fusion table; λ = 0 is pose only
+FUSION_ROWS = (("uniform", 0.0), ("uniform", 1.0), ("neutral", 1.0), ("happy", 1.0), ("sad", 1.0),
+               ("happy", 2.0), ("sad", 2.0))
+_KEYS = ("accuracy", "top3_accuracy", "macro_f1", "ece", "brier")
+
+
+def _row(result) -> dict:
+    return {k: float(result[k]) for k in _KEYS}
+
+
+def _fmt(name, row) -> str:
+    return (f"| {name} | {100 * row['accuracy']:.1f} % | {100 * row['top3_accuracy']:.1f} % | "
+            f"{row['macro_f1']:.3f} | {row['ece']:.3f} | {row['brier']:.3f} |")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", action="append", help="action model URI or folder (repeatable; default: the shipped one)")
+    p.add_argument("--data", default=None, help="MPII csv (default: ../shared/data/mpii when present, else the sample)")
+    p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store for runs:/ and models:/ URIs")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "actions.json"))
+    args = p.parse_args(argv)
+
+    from emotify_ml.actions.fusion import fuse, load_action_prior
+    from emotify_ml.actions.pipeline import load_action_model, set_n_jobs
+    from emotify_ml.data.mpii import load_mpii_splits
+    from emotify_ml.evaluation import baseline_probabilities, evaluate
+    from emotify_ml.experiment import measure_speed
+    from emotify_ml.labels import EMOTIONS
+
+    import mlflow
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    splits = load_mpii_splits(args.data)
+    names = list(splits.class_names)
+    X, y = splits.X_test, splits.y_test
+    report = {"data": splits.identity, "n_test": int(len(y)), "models": {}, "baselines": {}, "fusion": []}
+    # the shipped model trains on train + validation: the baselines know as much
+    for base, proba in baseline_probabilities(np.r_[splits.y_train, splits.y_val], len(names)).items():
+        report["baselines"][base] = _row(evaluate(y, np.tile(proba, (len(y), 1)), names))
+
+    first_proba = None
+    for uri in args.model or [None]:
+        model = load_action_model(uri)
+        trained_on = _training_data_hash(uri)
+        if trained_on and trained_on != splits.identity["sha256"]:
+            print(f"benchmark_actions: error: {model.source} was trained on data with sha256 {trained_on[:12]}…, "
+                  f"not {splits.identity['path']} ({splits.identity['sha256'][:12]}…); its test split would overlap "
+                  "the training rows. Pass --data with the MPII csv it was trained on.", file=sys.stderr)
+            return 2
+        set_n_jobs(model.model, 1)  # as the live loop scores it
+        t0 = time.perf_counter()
+        proba = model.predict_proba(X)
+        seconds = time.perf_counter() - t0
+        speed = measure_speed(model.predict_proba, X[:512], batch=256, singles=200)
+        report["models"][model.source if uri else "shipped (emotify_ml/assets/action_model)"] = {
+            **_row(evaluate(y, proba, names)), "full_pass_seconds": seconds,
+            "poses_per_s_batch256": speed["items_per_s_batch"], "ms_per_pose_batch1": speed["ms_per_item_batch1"]}
+        first_proba = proba if first_proba is None else first_proba
+
+    prior = load_action_prior()
+    pose_top1 = first_proba.argmax(1)
+    for emotion, lam in FUSION_ROWS:
+        q = np.full(len(EMOTIONS), 1 / len(EMOTIONS)) if emotion == "uniform" else np.eye(len(EMOTIONS))[
+            EMOTIONS.index(emotion)]
+        fused = fuse(first_proba, np.tile(q, (len(y), 1)), prior, lam)
+        report["fusion"].append({"emotion": emotion, "lambda": lam, **_row(evaluate(y, fused, names)),
+                                 "top1_changed": float(np.mean(fused.argmax(1) != pose_top1)),
+                                 "max_abs_change": float(np.abs(fused - first_proba).max())})
+
+    report["machine"] = {"cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+                         "platform": platform.platform(), "python": platform.python_version()}
+    report["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+
+    print(f"MPII test split: {len(y)} poses ({splits.identity.get('path')})\n")
+    print("| model | top-1 | top-3 | macro-F1 | ECE | Brier | ms/pose (batch 1) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, row in report["baselines"].items():
+        print(_fmt(name, row) + " – |")
+    for name, row in report["models"].items():
+        print(_fmt(name, row) + f" {row['ms_per_pose_batch1']:.2f} |")
+    print("\nfusion (first model; the emotion is imposed on every pose):\n")
+    print("| emotion | λ | top-1 | top-3 | macro-F1 | ECE | Brier | top-1 changed | largest change |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in report["fusion"]:
+        print(_fmt(f"{row['emotion']} | {row['lambda']:g}", row)
+              + f" {100 * row['top1_changed']:.1f} % | {row['max_abs_change']:.1e} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"\nresults: {args.out}")
+    uniform = [row for row in report["fusion"] if row["emotion"] == "uniform"]
+    if any(row["max_abs_change"] > 1e-9 for row in uniform):
+        print("benchmark_actions: error: a uniform emotion changed the pose probabilities", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _training_data_hash(uri) -> str | None:
+    """sha256 of the data a model was trained on: from its provenance.json (shipped or exported models)
+    or its MLflow run's ``dataset.sha256`` parameter; None when unknown."""
+    from emotify_ml.actions.pipeline import SHIPPED_ACTION_MODEL_DIR
+
+    folder = Path(uri) if uri is not None else SHIPPED_ACTION_MODEL_DIR
+    provenance = folder / "provenance.json"
+    if provenance.is_file():
+        return json.loads(provenance.read_text()).get("params", {}).get("dataset.sha256")
+    if str(uri).startswith("runs:/"):
+        import mlflow
+
+        return mlflow.get_run(str(uri)[len("runs:/"):].split("/")[0]).data.params.get("dataset.sha256")
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
