@@ -119,3 +119,43 @@ def test_real_photo_end_to_end(person_photo):
     out = predictor.predict(frame, faces, np.full((1, 7), 1 / 7))
     assert out[0] is not None and len(out[0]["actions"]) == 3
     assert all(name in MPII_CATEGORIES for name, _ in out[0]["actions"])
+
+
+class NoisyPose(FakePose):
+    """FakePose whose joints jitter by a few pixels each frame, like real keypoints on a still person."""
+
+    def __init__(self, joints, seed=0):
+        super().__init__(joints)
+        self.base, self.rng = joints, np.random.default_rng(seed)
+
+    def __call__(self, frame):
+        self.joints = self.base + self.rng.normal(0, 6.0, self.base.shape)
+        return super().__call__(frame)
+
+
+def test_actions_are_smoothed_per_track():
+    from emotify_ml.actions.fusion import load_action_prior
+    from emotify_ml.actions.pipeline import load_action_model
+
+    model, prior = load_action_model(), load_action_prior()
+    joints = load_mpii(sample_mpii_path()).joints[3]
+    frame, face, emotion = np.zeros((480, 640, 3), np.uint8), np.array([[290, 70, 60, 60]]), np.full((1, 7), 1 / 7)
+
+    def run(track_ids):
+        predictor = ActionPredictor(NoisyPose(joints), model, prior)
+        out = [predictor.predict(frame, face, emotion, track_ids=track_ids)[0] for _ in range(30)]
+        return predictor, np.array([[dict(item["actions"]).get(name, 0.0) for name in MPII_CATEGORIES] for item in out])
+
+    _, raw = run(None)
+    predictor, smooth = run(np.array([7]))
+    assert np.abs(np.diff(smooth, axis=0)).sum() < 0.6 * np.abs(np.diff(raw, axis=0)).sum()
+    other = load_mpii(sample_mpii_path()).joints[40]
+    predictor = ActionPredictor(FakePose(joints), model, prior)
+    for _ in range(5):
+        predictor.predict(frame, face, emotion, track_ids=np.array([7]))
+    predictor.pose_estimator = FakePose(other)
+    mixed = predictor.predict(frame, face, emotion, track_ids=np.array([7]))[0]["actions"]
+    predictor.forget([7])  # the track ended: a new face with that id starts afresh
+    after = predictor.predict(frame, face, emotion, track_ids=np.array([7]))[0]["actions"]
+    alone = ActionPredictor(FakePose(other), model, prior).predict(frame, face, emotion)[0]["actions"]
+    assert after == alone and mixed != alone

@@ -213,8 +213,8 @@ class _FakeActionPredictor:
         self.last_timings = {}
         self.calls = []
 
-    def predict(self, frame_bgr, face_boxes, emotion_proba):
-        self.calls.append((face_boxes.shape, emotion_proba.shape))
+    def predict(self, frame_bgr, face_boxes, emotion_proba, track_ids=None):
+        self.calls.append((face_boxes.shape, emotion_proba.shape, track_ids))
         self.last_timings = {"pose": 1.5, "classify": 0.5}
         return [{"actions": [["dancing", 0.6], ["running", 0.3], ["walking", 0.1]], "label": "dancing",
                  "person_box": [float(b[0]) - 20, float(b[1]), float(b[2]) + 40, 400.0]} if i % 2 == 0 else None
@@ -232,7 +232,7 @@ def test_actions_flag_adds_actions_to_overlay_and_jsonl(model_dir, clip, tmp_pat
                  "--output", str(tmp_path / "a.mp4")]) == EXIT_OK
     lines = _lines(jsonl)
     assert lines and all(line["actions"]["label"] == "dancing" for line in lines)
-    assert all(shape[0][1] == 4 and shape[1][1] == 7 for shape in predictor.calls)
+    assert all(boxes[1] == 4 and emotions[1] == 7 and len(ids) == boxes[0] for boxes, emotions, ids in predictor.calls)
     stage_ms = json.loads(summary.read_text())["stage_ms"]
     assert {"actions", "actions.pose"} <= set(stage_ms)
 

@@ -3,11 +3,15 @@
 The live loop calls::
 
     predictor = load_action_predictor(model_uri=None, emotion_weight=1.0, min_confidence=0.3)
-    results = predictor.predict(frame_bgr, face_boxes, emotion_proba)   # one item per face
-    predictor.last_timings                                                # {"pose": ms, "action": ms}
+    results = predictor.predict(frame_bgr, face_boxes, emotion_proba, track_ids=ids)   # one item per face
+    predictor.forget(ended_track_ids)                                    # tracks the face tracker dropped
+    predictor.last_timings                                               # {"pose": ms, "action": ms}
 
 Each face gets ``None`` (no detected body contains it) or
 ``{"actions": [[name, prob], ...top 3], "label": name or "uncertain", "person_box": [x, y, w, h]}``.
+With ``track_ids`` (the live face tracker's), each person's fused action probabilities are
+smoothed over frames like the emotions are, so a still person's label does not flicker
+with every small error of the keypoints.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from emotify_ml.actions.fusion import fuse, top_actions
 from emotify_ml.exceptions import InputError
 from emotify_ml.labels import EMOTIONS
+from emotify_ml.live.smooth import ProbabilitySmoother
 
 
 class ActionPredictor:
@@ -39,6 +44,9 @@ class ActionPredictor:
     min_confidence : float
         Below this top probability the ``label`` is ``"uncertain"``.
     top_k : int
+    smoothing : ProbabilitySmoother, optional
+        Smooths each track's fused probabilities across frames when ``predict`` gets
+        ``track_ids``; default an EMA with alpha 0.3 (as the emotions). ``method="none"`` turns it off.
 
     Attributes
     ----------
@@ -47,13 +55,14 @@ class ActionPredictor:
     """
 
     def __init__(self, pose_estimator, action_model, prior, *, emotion_weight: float = 1.0,
-                 min_confidence: float = 0.3, top_k: int = 3):
+                 min_confidence: float = 0.3, top_k: int = 3, smoothing: ProbabilitySmoother | None = None):
         self.pose_estimator = pose_estimator
         self.action_model = action_model
         self.prior = prior
         self.emotion_weight = emotion_weight
         self.min_confidence = min_confidence
         self.top_k = top_k
+        self.smoothing = smoothing if smoothing is not None else ProbabilitySmoother(method="ema", alpha=0.3)
         self.last_timings: dict[str, float] = {}
 
     def reset(self) -> None:
@@ -61,8 +70,13 @@ class ActionPredictor:
         reset = getattr(self.pose_estimator, "reset", None)
         if reset is not None:
             reset()
+        self.smoothing.reset()
 
-    def predict(self, frame_bgr, face_boxes, emotion_proba) -> list:
+    def forget(self, track_ids) -> None:
+        """Drop the smoothing state of face tracks that ended."""
+        self.smoothing.forget(track_ids)
+
+    def predict(self, frame_bgr, face_boxes, emotion_proba, track_ids=None) -> list:
         """One result per face box (see the module docstring).
 
         Parameters
@@ -70,6 +84,8 @@ class ActionPredictor:
         frame_bgr : (H, W, 3) uint8
         face_boxes : (K, 4) x, y, w, h in pixels
         emotion_proba : (K, 7) emotion probabilities of those faces (None: pose only)
+        track_ids : (K,) ints, optional
+            The faces' track ids: smooth each one's actions over frames (None: this frame only).
         """
         boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
         if emotion_proba is not None:
@@ -87,6 +103,8 @@ class ActionPredictor:
             proba = self.action_model.predict_proba(poses)
             emo = emotion_proba[matched] if emotion_proba is not None else None
             fused = fuse(proba, emo, self.prior, self.emotion_weight)
+            if track_ids is not None:
+                fused = np.stack([self.smoothing.update(int(track_ids[i]), row) for i, row in zip(matched, fused)])
             for i, item in zip(matched, top_actions(fused, k=self.top_k, min_confidence=self.min_confidence)):
                 item["person_box"] = [float(v) for v in people[owner[i]].box]
                 results[i] = item

@@ -100,8 +100,9 @@ class FrameScorer:
     independent_frames : bool, default=False
         Frames are unrelated pictures (an image folder): no tracking or smoothing across them.
     action_predictor : object, optional
-        ``predict(frame_bgr, face_boxes (K, 4), emotion_proba (K, 7)) -> list of K (dict or None)``
-        with a ``last_timings`` dict of milliseconds; see :func:`load_action_predictor`.
+        ``predict(frame_bgr, face_boxes (K, 4), emotion_proba (K, 7), track_ids=(K,)) -> list of K (dict or None)``
+        with a ``last_timings`` dict of milliseconds, and optionally ``forget(track_ids)`` and
+        ``reset()``; see :func:`load_action_predictor`.
     """
 
     def __init__(self, detector, classifier, *, smoother: ProbabilitySmoother | None = None,
@@ -178,7 +179,11 @@ class FrameScorer:
         if self.action_predictor is not None:
             t = time.perf_counter()
             smoothed = np.stack([f.smoothed for f in faces]) if faces else np.zeros((0, len(self.class_names)))
-            results = self.action_predictor.predict(frame, found.boxes.reshape(-1, 4), smoothed)
+            forget = getattr(self.action_predictor, "forget", None)
+            if forget is not None:
+                forget(self.tracker.dropped)
+            results = self.action_predictor.predict(frame, found.boxes.reshape(-1, 4), smoothed,
+                                                    track_ids=np.asarray(ids, dtype=int))
             if results is None or len(results) != len(faces):
                 raise ValueError(f"the action predictor returned {0 if results is None else len(results)} results "
                                  f"for {len(faces)} faces")
