@@ -101,7 +101,8 @@ def main(argv=None) -> int:
                                  "top1_changed": float(np.mean(fused.argmax(1) != pose_top1)),
                                  "max_abs_change": float(np.abs(fused - first_proba).max())})
 
-    report["machine"] = {"cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    report["machine"] = {"cpu_cores": cores,
                          "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
                          "platform": platform.platform(), "python": platform.python_version()}
     report["date"] = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -38,7 +38,8 @@ class Splits:
 
     def __post_init__(self):
         if len(self.y_train) == 0:
-            raise ValueError(f"the train split is empty; the data set needs training samples (identity: {self.identity})")
+            raise ValueError(f"the train split is empty; the data set needs training samples "
+                             f"(identity: {self.identity})")
         if len(self.y_val) == 0 and len(self.y_test) == 0:
             raise ValueError("the val and test splits are both empty; the data set needs samples to evaluate on, "
                              f"validation (for model choice) or test (identity: {self.identity})")

@@ -82,7 +82,8 @@ def test_deterministic_picklable_and_ensembles():
 @pytest.mark.parametrize("params, message", [({"hidden": (0,)}, "hidden"), ({"hidden": "wide"}, "hidden"),
                                               ({"epochs": 0}, "epochs"), ({"dropout": 1.0}, "dropout"),
                                               ({"noise": -1}, "noise"), ({"label_smoothing": 1.0}, "label_smoothing"),
-                                              ({"n_networks": 0}, "n_networks"), ({"random_state": 0.5}, "random_state")])
+                                              ({"n_networks": 0}, "n_networks"),
+                                              ({"random_state": 0.5}, "random_state")])
 def test_bad_params(params, message):
     X, y = _blobs(30)
     with pytest.raises(ValueError, match=message):
