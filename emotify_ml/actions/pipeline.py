@@ -4,7 +4,8 @@ Every action model has the same shape, built by :func:`build_action_pipeline`::
 
     HoldoutCalibrated(                      # temperature scaling on a held-out part of train
         MirrorAugmented(                    # trains on each pose and its mirror image, averages both at predict
-            Pipeline(features → [scale] → classifier)))
+            [PoseAugmented(                 # optional: rotated copies with missing joints, for live keypoints
+                Pipeline(features → [scale] → classifier)))]
 
 Mirroring sits inside the calibration, so a pose and its mirror never land on both
 sides of the calibration split. The model takes the (N, 32) joint table of
@@ -23,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from emotify_ml.actions.pose_features import mirror_poses
+from emotify_ml.actions.pose_features import as_joints, mirror_poses
 from emotify_ml.evaluation import full_proba
 from emotify_ml.exceptions import ModelNotFoundError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
@@ -36,6 +37,7 @@ SHIPPED_ACTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "act
 """The default action model, an MLflow pyfunc directory shipped with the package."""
 
 INPUT_COLUMNS: tuple[str, ...] = tuple(f"{j.replace(' ', '_')}_{ax}" for j in MPII_JOINTS for ax in "xy")
+LEG_JOINTS: tuple[int, ...] = tuple(MPII_JOINTS.index(name) for name in ("r ankle", "r knee", "l knee", "l ankle"))
 
 
 class MirrorAugmented(ClassifierMixin, BaseEstimator):
@@ -84,6 +86,103 @@ class MirrorAugmented(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """The most probable class."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class PoseAugmented(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on the poses plus perturbed copies: small rotations and missing joints.
+
+    Live keypoints differ from MPII's hand annotations: the camera is tilted, joints
+    are missed, and a webcam often sees no legs at all. Each copy of a pose is rotated
+    about its centre by a random angle, loses each joint with probability
+    ``joint_dropout``, and loses both knees and ankles with probability ``legs_dropout``.
+    Predictions pass straight through (no test-time augmentation).
+
+    Parameters
+    ----------
+    estimator : sklearn classifier taking (N, 32) poses
+    copies : int, default 1
+        Perturbed copies per pose (0: the estimator alone).
+    rotation : float, default 10.0
+        Largest rotation, in degrees (uniform in ± this).
+    joint_dropout, legs_dropout : float, default 0.15 and 0.2
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    estimator_ : the fitted clone
+    classes_ : ndarray
+    """
+
+    def __init__(self, *, estimator, copies: int = 1, rotation: float = 10.0, joint_dropout: float = 0.15,
+                 legs_dropout: float = 0.2, random_state: int = 0):
+        self.estimator = estimator
+        self.copies = copies
+        self.rotation = rotation
+        self.joint_dropout = joint_dropout
+        self.legs_dropout = legs_dropout
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit a clone of ``estimator`` on ``X``, its perturbed copies, and ``y`` repeated."""
+        if not isinstance(self.copies, (int, np.integer)) or self.copies < 0:
+            raise ValueError(f"copies must be a non-negative int; got {self.copies!r}")
+        for name in ("joint_dropout", "legs_dropout"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)!r}")
+        X, y = _flat(X), np.asarray(y)
+        if len(X) != len(y):
+            raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
+        rng = np.random.default_rng(self.random_state)
+        Xs = [X] + [_flat(perturb_poses(X, rng, rotation=self.rotation, joint_dropout=self.joint_dropout,
+                                        legs_dropout=self.legs_dropout)) for _ in range(self.copies)]
+        self.estimator_ = clone(self.estimator).fit(np.concatenate(Xs), np.tile(y, self.copies + 1))
+        self.classes_ = self.estimator_.classes_
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_proba(self, X):
+        """The estimator's class probabilities (columns ``classes_``)."""
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(_flat(X))
+
+    def predict(self, X):
+        """The most probable class."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+def perturb_poses(X, rng, *, rotation: float = 10.0, joint_dropout: float = 0.15, legs_dropout: float = 0.2):
+    """Randomly rotated copies of poses (about their visible joints' mean) with joints dropped to NaN.
+
+    Parameters
+    ----------
+    X : (N, 32) or (N, 16, 2) poses
+    rng : numpy Generator
+    rotation : float
+        Largest rotation in degrees.
+    joint_dropout : float
+        Probability that each joint goes missing.
+    legs_dropout : float
+        Probability that both knees and ankles go missing together (a webcam's framing).
+
+    Returns
+    -------
+    (N, 16, 2) float64
+    """
+    import warnings
+
+    joints = as_joints(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # poses with no visible joint stay NaN
+        centre = np.nanmean(joints, axis=1, keepdims=True)
+    angle = np.deg2rad(rng.uniform(-rotation, rotation, len(joints)))
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    d = joints - centre
+    out = centre + np.stack([cos * d[..., 0] - sin * d[..., 1], sin * d[..., 0] + cos * d[..., 1]], axis=-1)
+    drop = rng.random(out.shape[:2]) < joint_dropout
+    drop[:, list(LEG_JOINTS)] |= (rng.random(len(out)) < legs_dropout)[:, None]
+    out[drop] = np.nan
+    return out
 
 
 class HoldoutCalibrated(ClassifierMixin, BaseEstimator):
@@ -194,7 +293,7 @@ def _flat(X) -> np.ndarray:
 
 def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: bool = True, mirror_tta: bool = True,
                           calibration: str = "temperature", calibration_holdout: float = 0.15,
-                          calibration_refit: bool = False, random_state: int = 0, feature_weights=None):
+                          calibration_refit: bool = False, augment=None, random_state: int = 0, feature_weights=None):
     """Assemble the action model: ``features → [scale] → classifier``, mirrored and calibrated.
 
     Parameters
@@ -212,6 +311,9 @@ def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: 
         Share of training rows kept to fit the calibration.
     calibration_refit : bool
         Fit the model again on all training rows once the temperature is known.
+    augment : dict, optional
+        Train on perturbed copies too: the parameters of :class:`PoseAugmented`
+        (``copies``, ``rotation``, ``joint_dropout``, ``legs_dropout``); None for none.
     random_state : int
     feature_weights : dict of name → float, optional
         Weights of the FeatureUnion parts.
@@ -225,6 +327,8 @@ def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: 
         raise ValueError("the action pipeline needs at least one pose feature transformer")
     steps = [("features", features)] + ([("scale", StandardScaler())] if scale else []) + [("classifier", classifier)]
     model = Pipeline(steps)
+    if augment:
+        model = PoseAugmented(estimator=model, random_state=random_state, **dict(augment))
     if mirror:
         model = MirrorAugmented(estimator=model, train=True, tta=mirror_tta)
     if calibration != "none":
