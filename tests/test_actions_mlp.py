@@ -1,4 +1,5 @@
-"""The NumPy-scored MLP classifier: sklearn contract, fidelity to its Keras network, determinism, ensembles."""
+"""The NumPy-scored MLP classifier (sklearn contract, fidelity to its Keras network, determinism), ensembles,
+and the pose augmentation."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emotify_ml.actions.mlp import MLPPoseClassifier, _fold_layers
-from emotify_ml.actions.pipeline import HoldoutCalibrated, make_soft_vote, set_n_jobs
+from emotify_ml.actions.pipeline import HoldoutCalibrated, PoseAugmented, make_soft_vote, perturb_poses, set_n_jobs
+from emotify_ml.actions.pose_features import PoseFeatures
 
 _TINY = {"hidden": (32,), "epochs": 8, "batch_size": 32, "learning_rate": 0.03}
 
@@ -104,3 +106,43 @@ def test_soft_vote_and_refit():
     assert model.estimator_.estimators_[0].n_jobs == 1
     with pytest.raises(ValueError, match="at least one"):
         make_soft_vote(members={})
+
+
+class _Recorder(ClassifierMixin, BaseEstimator):
+    """Remembers what it was fitted on; predicts the class prior."""
+
+    def fit(self, X, y):
+        self.X_, self.classes_ = np.asarray(X), np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), len(self.classes_)), 1 / len(self.classes_))
+
+
+def test_pose_augmentation():
+    from emotify_ml.actions.pose_features import as_joints, pose_features
+    from emotify_ml.data.mpii import load_mpii, sample_mpii_path
+    from emotify_ml.labels import MPII_JOINTS
+
+    data = load_mpii(sample_mpii_path())
+    X, y = data.flat_joints()[:50], data.labels[:50]
+    rng = np.random.default_rng(0)
+    same = perturb_poses(X, rng, rotation=0.0, joint_dropout=0.0, legs_dropout=0.0)
+    assert np.allclose(same, as_joints(X), equal_nan=True)
+    turned = perturb_poses(X, rng, rotation=30.0, joint_dropout=0.0, legs_dropout=0.0)
+    assert not np.allclose(turned, as_joints(X), equal_nan=True)
+    names = PoseFeatures().fit(X).get_feature_names_out()
+    dist = [i for i, n in enumerate(names) if n.startswith("dist_")]
+    assert np.allclose(pose_features(turned)[:, dist], pose_features(X)[:, dist], equal_nan=True)  # rigid
+    legless = perturb_poses(X, rng, rotation=0.0, joint_dropout=0.0, legs_dropout=1.0)
+    legs = [MPII_JOINTS.index(n) for n in ("r ankle", "r knee", "l knee", "l ankle")]
+    assert np.isnan(legless[:, legs]).all() and np.allclose(np.delete(legless, legs, 1),
+                                                              np.delete(as_joints(X), legs, 1), equal_nan=True)
+
+    model = PoseAugmented(estimator=_Recorder(), copies=2).fit(X, y)
+    seen = model.estimator_.X_
+    assert seen.shape == (150, 32) and np.allclose(seen[:50], X, equal_nan=True)
+    assert np.isnan(seen[50:]).sum() > np.isnan(X).sum() * 2  # the copies lost joints
+    assert np.allclose(PoseAugmented(estimator=_Recorder(), copies=2).fit(X, y).estimator_.X_, seen, equal_nan=True)
+    with pytest.raises(ValueError, match="joint_dropout"):
+        PoseAugmented(estimator=_Recorder(), joint_dropout=1.5).fit(X, y)
