@@ -82,3 +82,22 @@ def test_full_mpii_counts():
         pytest.skip("full MPII csv not found")
     splits = load_mpii_splits(path)
     assert splits.identity["n_rows"] == 17331 and splits.identity["n_test"] == 3467
+
+
+@pytest.mark.slow
+def test_shipped_action_model_reaches_its_recorded_test_metrics():
+    """The committed action model scores, on the full MPII test split, what its provenance.json recorded."""
+    import json
+
+    from emotify_ml.actions.pipeline import SHIPPED_ACTION_MODEL_DIR, load_action_model
+    from emotify_ml.evaluation import evaluate
+
+    path = SHARED_DATA / "mpii" / "mpii_human_pose.csv"
+    if not path.is_file():
+        pytest.skip("full MPII csv not found")
+    provenance = json.loads((SHIPPED_ACTION_MODEL_DIR / "provenance.json").read_text())
+    splits = load_mpii_splits(path)
+    assert splits.identity["sha256"] == provenance["params"]["dataset.sha256"]
+    result = evaluate(splits.y_test, load_action_model().predict_proba(splits.X_test), splits.class_names)
+    for key in ("accuracy", "top3_accuracy", "macro_f1"):
+        assert abs(result[key] - provenance["metrics"][f"test_{key}"]) <= 0.002, key  # float round-off only
