@@ -41,7 +41,7 @@ def main(cfg: DictConfig) -> None:
                           metrics={k: v for k, v in sorted(run.data.metrics.items())
                                    if k.split("_")[0] in ("val", "test", "train", "items", "ms")},
                           params={k: v for k, v in run.data.params.items()
-                                  if k.startswith(("dataset.", "features.", "classifier.", "experiment"))})
+                                  if k.startswith(("dataset.", "features.", "classifier.", "pipeline.", "experiment"))})
     dest = export_model(uri, cfg.dest or SHIPPED_MODEL_DIR, provenance=provenance)
     log.info("shipped %s to %s", uri, dest)
 

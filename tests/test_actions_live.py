@@ -159,3 +159,24 @@ def test_actions_are_smoothed_per_track():
     after = predictor.predict(frame, face, emotion, track_ids=np.array([7]))[0]["actions"]
     alone = ActionPredictor(FakePose(other), model, prior).predict(frame, face, emotion)[0]["actions"]
     assert after == alone and mixed != alone
+
+
+def test_track_ids_are_checked_and_bodiless_faces_start_afresh():
+    import pytest
+
+    from emotify_ml.actions.fusion import load_action_prior
+    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.exceptions import InputError
+
+    joints = load_mpii(sample_mpii_path()).joints[3]
+    predictor = ActionPredictor(FakePose(joints), load_action_model(), load_action_prior())
+    frame, emotion = np.zeros((480, 640, 3), np.uint8), np.full((2, 7), 1 / 7)
+    faces = np.array([[290, 70, 60, 60], [10, 10, 40, 40]])  # inside the body, outside
+    with pytest.raises(InputError, match="one distinct id per face"):
+        predictor.predict(frame, faces, emotion, track_ids=np.array([1, 1]))
+    with pytest.raises(InputError, match="one distinct id per face"):
+        predictor.predict(frame, faces, emotion, track_ids=np.array([1]))
+    predictor.predict(frame, faces[:1], emotion[:1], track_ids=np.array([5]))
+    assert 5 in predictor.smoothing._state
+    predictor.predict(frame, faces[1:], emotion[1:], track_ids=np.array([5]))  # the same face, now without a body
+    assert 5 not in predictor.smoothing._state

@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emotify_ml.actions.mlp import MLPPoseClassifier, _fold_layers
-from emotify_ml.actions.pipeline import HoldoutCalibrated, PoseAugmented, make_soft_vote, perturb_poses, set_n_jobs
+from emotify_ml.actions.pipeline import (HoldoutCalibrated, PoseAugmented, build_action_pipeline, make_soft_vote,
+                                         perturb_poses, set_n_jobs)
 from emotify_ml.actions.pose_features import PoseFeatures
 
 _TINY = {"hidden": (32,), "epochs": 8, "batch_size": 32, "learning_rate": 0.03}
@@ -146,3 +147,12 @@ def test_pose_augmentation():
     assert np.allclose(PoseAugmented(estimator=_Recorder(), copies=2).fit(X, y).estimator_.X_, seen, equal_nan=True)
     with pytest.raises(ValueError, match="joint_dropout"):
         PoseAugmented(estimator=_Recorder(), joint_dropout=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="rotation"):
+        PoseAugmented(estimator=_Recorder(), rotation=-5).fit(X, y)
+    other_seed = PoseAugmented(estimator=_Recorder(), copies=2, random_state=1).fit(X, y).estimator_.X_
+    assert not np.allclose(other_seed, seen, equal_nan=True)
+    before = X.copy()
+    built = build_action_pipeline(features=PoseFeatures(fill_value=0.0), classifier=_Recorder(), mirror=False,
+                                  calibration="none", augment={"copies": 1, "rotation": 5.0}).fit(X, y)
+    assert isinstance(built, PoseAugmented) and built.rotation == 5.0 and len(built.estimator_[-1].X_) == 100
+    assert np.array_equal(X, before, equal_nan=True)  # the caller's poses are not touched

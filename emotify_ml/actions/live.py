@@ -88,6 +88,11 @@ class ActionPredictor:
             The faces' track ids: smooth each one's actions over frames (None: this frame only).
         """
         boxes = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
+        if track_ids is not None:
+            track_ids = np.asarray(track_ids).reshape(-1)
+            if len(track_ids) != len(boxes) or len(set(track_ids.tolist())) != len(track_ids):
+                raise InputError(f"track_ids must be one distinct id per face box; got {track_ids.tolist()} "
+                                 f"for {len(boxes)} boxes")
         if emotion_proba is not None:
             emotion_proba = np.asarray(emotion_proba, dtype=np.float64).reshape(-1, len(EMOTIONS))
             if len(emotion_proba) != len(boxes):
@@ -108,6 +113,8 @@ class ActionPredictor:
             for i, item in zip(matched, top_actions(fused, k=self.top_k, min_confidence=self.min_confidence)):
                 item["person_box"] = [float(v) for v in people[owner[i]].box]
                 results[i] = item
+        if track_ids is not None:  # a face seen without its body starts afresh when the body is found again
+            self.smoothing.forget([int(track_ids[i]) for i in range(len(boxes)) if owner[i] < 0])
         self.last_timings = {"pose": 1000 * (t1 - t0), "action": 1000 * (time.perf_counter() - t1)}
         return results
 

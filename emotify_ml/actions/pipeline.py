@@ -4,8 +4,8 @@ Every action model has the same shape, built by :func:`build_action_pipeline`::
 
     HoldoutCalibrated(                      # temperature scaling on a held-out part of train
         MirrorAugmented(                    # trains on each pose and its mirror image, averages both at predict
-            [PoseAugmented(                 # optional: rotated copies with missing joints, for live keypoints
-                Pipeline(features → [scale] → classifier)))]
+            [PoseAugmented(]                # optional: rotated copies with missing joints, for live keypoints
+                Pipeline(features → [scale] → classifier)[)]))
 
 Mirroring sits inside the calibration, so a pose and its mirror never land on both
 sides of the calibration split. The model takes the (N, 32) joint table of
@@ -124,8 +124,10 @@ class PoseAugmented(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit a clone of ``estimator`` on ``X``, its perturbed copies, and ``y`` repeated."""
-        if not isinstance(self.copies, (int, np.integer)) or self.copies < 0:
+        if isinstance(self.copies, bool) or not isinstance(self.copies, (int, np.integer)) or self.copies < 0:
             raise ValueError(f"copies must be a non-negative int; got {self.copies!r}")
+        if not 0 <= self.rotation <= 180:
+            raise ValueError(f"rotation must be in [0, 180] degrees; got {self.rotation!r}")
         for name in ("joint_dropout", "legs_dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)!r}")
@@ -328,7 +330,7 @@ def build_action_pipeline(*, features, classifier, scale: bool = False, mirror: 
     steps = [("features", features)] + ([("scale", StandardScaler())] if scale else []) + [("classifier", classifier)]
     model = Pipeline(steps)
     if augment:
-        model = PoseAugmented(estimator=model, random_state=random_state, **dict(augment))
+        model = PoseAugmented(estimator=model, **{"random_state": random_state, **dict(augment)})
     if mirror:
         model = MirrorAugmented(estimator=model, train=True, tta=mirror_tta)
     if calibration != "none":

@@ -102,7 +102,9 @@ class FrameScorer:
     action_predictor : object, optional
         ``predict(frame_bgr, face_boxes (K, 4), emotion_proba (K, 7), track_ids=(K,)) -> list of K (dict or None)``
         with a ``last_timings`` dict of milliseconds, and optionally ``forget(track_ids)`` and
-        ``reset()``; see :func:`load_action_predictor`.
+        ``reset()``; see :func:`load_action_predictor`. It gets each face's raw emotion
+        probabilities and its track id; a ``smoothing`` attribute it has is replaced by a
+        smoother with this scorer's settings, so actions are smoothed like the emotions.
     """
 
     def __init__(self, detector, classifier, *, smoother: ProbabilitySmoother | None = None,
@@ -116,6 +118,9 @@ class FrameScorer:
         self.align = align
         self.independent_frames = independent_frames
         self.action_predictor = action_predictor
+        if action_predictor is not None and hasattr(action_predictor, "smoothing"):
+            action_predictor.smoothing = ProbabilitySmoother(method=self.smoother.method, alpha=self.smoother.alpha,
+                                                             window=self.smoother.window)
         self.class_names = tuple(class_names)
         self.flicker = FlickerMeter()
         self._features, self._head, self.face_size = _split_pipeline(classifier)
@@ -178,11 +183,11 @@ class FrameScorer:
 
         if self.action_predictor is not None:
             t = time.perf_counter()
-            smoothed = np.stack([f.smoothed for f in faces]) if faces else np.zeros((0, len(self.class_names)))
+            raw = np.stack([f.proba for f in faces]) if faces else np.zeros((0, len(self.class_names)))
             forget = getattr(self.action_predictor, "forget", None)
             if forget is not None:
                 forget(self.tracker.dropped)
-            results = self.action_predictor.predict(frame, found.boxes.reshape(-1, 4), smoothed,
+            results = self.action_predictor.predict(frame, found.boxes.reshape(-1, 4), raw,
                                                     track_ids=np.asarray(ids, dtype=int))
             if results is None or len(results) != len(faces):
                 raise ValueError(f"the action predictor returned {0 if results is None else len(results)} results "
