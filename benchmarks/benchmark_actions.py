@@ -36,11 +36,10 @@ sys.path.insert(0, str(REPO))
 # (emotion name or "uniform", λ) rows of the fusion table; λ = 0 is pose only
 FUSION_ROWS = (("uniform", 0.0), ("uniform", 1.0), ("neutral", 1.0), ("happy", 1.0), ("sad", 1.0),
                ("happy", 2.0), ("sad", 2.0))
-_KEYS = ("accuracy", "top3_accuracy", "macro_f1", "ece", "brier")
-
-
 def _row(result) -> dict:
-    return {k: float(result[k]) for k in _KEYS}
+    from emotify_ml.evaluation import SUMMARY_METRICS
+
+    return {k: float(result[k]) for k in SUMMARY_METRICS}
 
 
 def _fmt(name, row) -> str:
@@ -89,8 +88,8 @@ def main(argv=None) -> int:
         trained_on = _training_data_hash(uri)
         if trained_on and trained_on != splits.identity["sha256"]:
             print(f"benchmark_actions: error: {model.source} was trained on data with sha256 {trained_on[:12]}…, "
-                  f"not {splits.identity['path']} ({splits.identity['sha256'][:12]}…); its test split would overlap "
-                  "the training rows. Pass --data with the MPII csv it was trained on.", file=sys.stderr)
+                  f"not {splits.identity['path']} ({splits.identity['sha256'][:12]}…); its {args.split} split "
+                  "would overlap the training rows. Pass --data with the MPII csv it was trained on.", file=sys.stderr)
             return 2
         set_n_jobs(model.model, 1)  # as the live loop scores it
         t0 = time.perf_counter()

@@ -74,6 +74,10 @@ def evaluate(y_true, proba, class_names) -> dict:
     return out
 
 
+SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "top3_accuracy", "macro_f1", "ece", "brier")
+"""The scalar metrics of :func:`evaluate` that reports and baselines show."""
+
+
 def baseline_probabilities(y_train, n_classes: int) -> dict[str, np.ndarray]:
     """The two reference predictors every model is compared with, as one probability row each.
 

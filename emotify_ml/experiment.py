@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emotify_ml.evaluation import (baseline_probabilities, confusion_matrix_figure, evaluate, full_proba,
-                                  scalar_metrics)
+from emotify_ml.evaluation import (SUMMARY_METRICS, baseline_probabilities, confusion_matrix_figure, evaluate,
+                                  full_proba, scalar_metrics)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def run_experiment(pipeline, splits: Splits, *, model_logger=None, input_example
         for baseline, p in baselines.items():
             base = evaluate(y, np.tile(p, (len(y), 1)), names)
             metrics.update({f"{split}_baseline_{baseline}_{k}": base[k]
-                            for k in ("accuracy", "top3_accuracy", "macro_f1", "ece", "brier")})
+                            for k in SUMMARY_METRICS})
         fig = confusion_matrix_figure(result["confusion_matrix"], names,
                                       f"{split}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
         mlflow.log_figure(fig, f"plots/confusion_{split}.png")

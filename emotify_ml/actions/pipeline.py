@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from emotify_ml.actions.pose_features import as_joints, mirror_poses
+from emotify_ml.actions.pose_features import N_JOINTS, _mean_of, as_joints, mirror_poses
 from emotify_ml.evaluation import full_proba
 from emotify_ml.exceptions import ModelNotFoundError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
@@ -40,7 +40,16 @@ INPUT_COLUMNS: tuple[str, ...] = tuple(f"{j.replace(' ', '_')}_{ax}" for j in MP
 LEG_JOINTS: tuple[int, ...] = tuple(MPII_JOINTS.index(name) for name in ("r ankle", "r knee", "l knee", "l ankle"))
 
 
-class MirrorAugmented(ClassifierMixin, BaseEstimator):
+class _WrappedClassifier(ClassifierMixin, BaseEstimator):
+    """Base of the wrappers below: ``predict`` is the arg-max of their ``predict_proba``."""
+
+    def predict(self, X):
+        """The most probable class."""
+        proba = self.predict_proba(X)  # first: an unfitted wrapper raises NotFittedError, not a missing classes_
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class MirrorAugmented(_WrappedClassifier):
     """Fit ``estimator`` on every pose and its left/right mirror image; optionally average both at predict time.
 
     Parameters
@@ -83,12 +92,8 @@ class MirrorAugmented(ClassifierMixin, BaseEstimator):
         both = self.estimator_.predict_proba(np.concatenate([X, _flat(mirror_poses(X))]))  # one call: half the overhead
         return 0.5 * (both[: len(X)] + both[len(X):])
 
-    def predict(self, X):
-        """The most probable class."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-
-class PoseAugmented(ClassifierMixin, BaseEstimator):
+class PoseAugmented(_WrappedClassifier):
     """Fit ``estimator`` on the poses plus perturbed copies: small rotations and missing joints.
 
     Live keypoints differ from MPII's hand annotations: the camera is tilted, joints
@@ -147,11 +152,6 @@ class PoseAugmented(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.predict_proba(_flat(X))
 
-    def predict(self, X):
-        """The most probable class."""
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
-
 
 def perturb_poses(X, rng, *, rotation: float = 10.0, joint_dropout: float = 0.15, legs_dropout: float = 0.2):
     """Randomly rotated copies of poses (about their visible joints' mean) with joints dropped to NaN.
@@ -171,12 +171,8 @@ def perturb_poses(X, rng, *, rotation: float = 10.0, joint_dropout: float = 0.15
     -------
     (N, 16, 2) float64
     """
-    import warnings
-
     joints = as_joints(X)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # poses with no visible joint stay NaN
-        centre = np.nanmean(joints, axis=1, keepdims=True)
+    centre = _mean_of(joints, range(N_JOINTS))[:, None]  # NaN for a pose with no visible joint: it stays NaN
     angle = np.deg2rad(rng.uniform(-rotation, rotation, len(joints)))
     cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
     d = joints - centre
@@ -187,7 +183,7 @@ def perturb_poses(X, rng, *, rotation: float = 10.0, joint_dropout: float = 0.15
     return out
 
 
-class HoldoutCalibrated(ClassifierMixin, BaseEstimator):
+class HoldoutCalibrated(_WrappedClassifier):
     """Fit ``estimator`` on part of the training data and temperature-scale its probabilities on the rest.
 
     One or two fits (unlike k-fold ``CalibratedClassifierCV``), which matters for boosted
@@ -258,10 +254,6 @@ class HoldoutCalibrated(ClassifierMixin, BaseEstimator):
         """Calibrated class probabilities (columns ``classes_``)."""
         check_is_fitted(self)
         return apply_temperature(self.estimator_.predict_proba(X), self.temperature_)
-
-    def predict(self, X):
-        """The most probable class."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 def apply_temperature(proba, temperature: float) -> np.ndarray:
