@@ -1,7 +1,7 @@
 """Score action models on the fixed MPII test (or validation) split: top-1, top-3, macro-F1, ECE, speed, fusion.
 
     python benchmarks/benchmark_actions.py                                   # the shipped action model
-    python benchmarks/benchmark_actions.py --model runs:/<id>/model --model emotify_ml/assets/action_model
+    python benchmarks/benchmark_actions.py --model runs:/<id>/model --model emotify_ml/models/shipped/action
     python benchmarks/benchmark_actions.py --split val --model runs:/<id>/model ...   # models trained on train only
 
 Prints markdown tables and writes JSON (``--out``, default ``benchmarks/results/actions[_val].json``):
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         proba = model.predict_proba(X)
         seconds = time.perf_counter() - t0
         speed = measure_speed(model.predict_proba, X[:512], batch=256, singles=200)
-        report["models"][model.source if uri else "shipped (emotify_ml/assets/action_model)"] = {
+        report["models"][model.source if uri else "shipped (emotify_ml/models/shipped/action)"] = {
             **_row(evaluate(y, proba, names)), "upper_body": _row(evaluate(y, model.predict_proba(upper), names)),
             "full_pass_seconds": seconds,
             "poses_per_s_batch256": speed["items_per_s_batch"], "ms_per_pose_batch1": speed["ms_per_item_batch1"]}

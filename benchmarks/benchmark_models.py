@@ -1,6 +1,6 @@
 """Score emotion models on FER-2013 PrivateTest: accuracy, macro-F1, per-class F1, speed.
 
-    python benchmarks/benchmark_models.py --model emotify_ml/shipped_model --model runs:/<id>/model
+    python benchmarks/benchmark_models.py --model emotify_ml/models/shipped/emotion --model runs:/<id>/model
     python benchmarks/benchmark_models.py --experiment emotify --tracking-uri sqlite:///mlflow.db
 
 Prints a markdown table and writes JSON (``--out``). Speed is measured on this

@@ -40,7 +40,7 @@ def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_pe
     """Write the default benchmark clip from the bundled sample's test faces that YuNet finds."""
     from emotify_ml.data import load_fer2013
     from emotify_ml.detection import make_detector
-    from emotify_ml.live.synthetic import synthetic_frames, write_video
+    from emotify_ml.io.synthetic import synthetic_frames, write_video
 
     faces = load_fer2013(cache=False).split("PrivateTest").images
     detector = make_detector("yunet")
@@ -61,7 +61,7 @@ def make_person_clip(path: Path, n_frames: int = 300) -> Path:
     import cv2
     import skimage.data
 
-    from emotify_ml.live.synthetic import synthetic_frames, write_video
+    from emotify_ml.io.synthetic import synthetic_frames, write_video
 
     photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     return write_video(path, synthetic_frames([photo], frames_per_face=n_frames, face_px=440, jitter=3), fps=30)
@@ -144,9 +144,9 @@ def main(argv=None) -> int:
     from emotify_ml.detection import make_detector
     from emotify_ml.exceptions import EmotifyError
     from emotify_ml.live.app import load_model, run_live
-    from emotify_ml.live.capture import open_source
+    from emotify_ml.io.frames import open_source
     from emotify_ml.live.scorer import FrameScorer, load_action_predictor
-    from emotify_ml.live.smooth import ProbabilitySmoother
+    from emotify_ml.scoring.smoothing import ProbabilitySmoother
 
     if args.threads:
         cv2.setNumThreads(args.threads)

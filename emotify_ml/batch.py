@@ -44,7 +44,7 @@ import pandas as pd
 from emotify_ml.exceptions import DataNotFoundError, InputError, OutputError
 from emotify_ml.features.preprocessing import DEFAULT_MARGIN, crop_faces
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.live.capture import IMAGE_SUFFIXES
+from emotify_ml.io.frames import IMAGE_SUFFIXES
 from emotify_ml.model import ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from emotify_ml.labels import EMOTIONS
 log = logging.getLogger(__name__)
 
 PIPELINE_ARTIFACT = "pipeline.joblib"
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "shipped_model"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "shipped" / "emotion"
 """The best pipeline shipped with the package as an MLflow model directory (no registry needed)."""
 
 DEFAULT_REGISTERED_MODEL = "emotify-emotion"

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from emotify_ml.model import DEFAULT_REGISTERED_MODEL
-from emotify_ml.tracking import (DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TRACKING_URI, check_selection_metric,
+from emotify_ml.mlflow_runs import (DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TRACKING_URI, check_selection_metric,
                                  rank_runs, search_runs)
 
 log = logging.getLogger(__name__)

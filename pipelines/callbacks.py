@@ -40,7 +40,7 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         """Create the parent run and leave its id in the sweep folder for the jobs."""
-        from emotify_ml.tracking import start_sweep
+        from emotify_ml.mlflow_runs import start_sweep
 
         hydra_cfg = config.hydra
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
@@ -84,7 +84,7 @@ class MlflowSweepCallback(Callback):
             sys.exit(2)
 
     def _end(self, error: str | None = None) -> dict:
-        from emotify_ml.tracking import end_sweep
+        from emotify_ml.mlflow_runs import end_sweep
 
         return end_sweep(self.parent_run_id, tracking_uri=self.tracking_uri, error=error,
                          metric=self.selection.get("metric", "val_accuracy"), mode=self.selection.get("mode", "max"))

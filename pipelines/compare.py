@@ -4,7 +4,7 @@ Prints one row per run of the experiment (or of one sweep), best first by the
 validation metric: experiment name, features, classifier, the params that
 differ, val/test accuracy and macro-F1, train time, faces/s and ms/face. Writes
 the table as ``<out_dir>/<experiment>.csv`` and ``.md``. The logic is
-:func:`emotify_ml.tracking.comparison_table`.
+:func:`emotify_ml.mlflow_runs.comparison_table`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point: print the table and write it as CSV and markdown."""
     import pandas as pd
 
-    from emotify_ml.tracking import comparison_table, search_runs, write_table
+    from emotify_ml.mlflow_runs import comparison_table, search_runs, write_table
 
     config = to_dict(cfg)
     runs = search_runs(tracking_uri=config["tracking"]["uri"], experiment=config["tracking"]["experiment"],

@@ -32,7 +32,7 @@ def run(cfg: DictConfig) -> dict:
     """Execute one composed config; returns the logged metrics."""
     import mlflow
 
-    from emotify_ml.tracking import tracked_run
+    from emotify_ml.mlflow_runs import tracked_run
 
     from pipelines.callbacks import sweep_parent_of_job
 
@@ -102,7 +102,7 @@ def compose(overrides=()) -> DictConfig:
 @exit_on_error
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the validation metric ``selection.metric`` (the sweep objective)."""
-    from emotify_ml.tracking import DEFAULT_METRIC, check_selection_metric
+    from emotify_ml.mlflow_runs import DEFAULT_METRIC, check_selection_metric
 
     selection = cfg.get("selection") or {}
     metric = selection.get("metric", DEFAULT_METRIC)

@@ -1,6 +1,6 @@
 """Ship a model inside the package: ``python -m pipelines.ship_model [model=models:/emotify-emotion@champion]``.
 
-Copies the chosen MLflow model into ``emotify_ml/shipped_model`` (the fallback of live
+Copies the chosen MLflow model into ``emotify_ml/models/shipped/emotion`` (the fallback of live
 and batch scoring when no registry exists), with its source run's id, metrics and
 data identity in ``provenance.json``.
 """

@@ -28,7 +28,7 @@ def train(cfg: DictConfig) -> dict:
     from emotify_ml.backbones.train import train_backbone
     from emotify_ml.features.cnn_embedding import BackboneClassifier
     from emotify_ml.labels import TEST, TRAIN, VALIDATION
-    from emotify_ml.tracking import log_json, tracked_run
+    from emotify_ml.mlflow_runs import log_json, tracked_run
 
     config = to_dict(cfg)
     data = build(cfg.data)

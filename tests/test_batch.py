@@ -42,7 +42,7 @@ def inputs(tmp_path_factory):
     """Four FER-2013 sample crops, a file that is not an image, and an 18-frame 640x480 video of three faces."""
     import cv2
 
-    from emotify_ml.live.synthetic import synthetic_frames, write_video
+    from emotify_ml.io.synthetic import synthetic_frames, write_video
 
     folder = tmp_path_factory.mktemp("inputs")
     crops = sorted(SAMPLE.glob("*/*.jpg"))[:4]

@@ -11,7 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from emotify_ml.tracking import comparison_table, markdown_table, search_runs, tracked_run, write_table
+from emotify_ml.mlflow_runs import comparison_table, markdown_table, search_runs, tracked_run, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = [  # name, C, val, test, status

@@ -11,7 +11,7 @@ import pytest
 
 from emotify_ml.detection import YUNET_MODEL, Detections, HaarDetector, YuNetDetector, make_detector
 from emotify_ml.exceptions import InputError, ModelNotFoundError
-from emotify_ml.live.synthetic import synthetic_frames
+from emotify_ml.io.synthetic import synthetic_frames
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ from emotify_ml.exceptions import InputError, SourceError
 from emotify_ml.features.preprocessing import crop_face, crop_faces, eye_angle
 from emotify_ml.labels import EMOTIONS
 from emotify_ml.live.app import Display, run_live
-from emotify_ml.live.capture import Frame, ImageSource, VideoSource, _LiveCaptureSource, open_source
-from emotify_ml.live.outputs import JsonlWriter, OutputError, VideoWriter, face_record
+from emotify_ml.io.frames import Frame, ImageSource, VideoSource, _LiveCaptureSource, open_source
+from emotify_ml.io.sinks import JsonlWriter, OutputError, VideoWriter, face_record
 from emotify_ml.live.render import draw_faces, draw_status
 from emotify_ml.live.scorer import FaceResult, FrameResult, FrameScorer
-from emotify_ml.live.smooth import FlickerMeter, ProbabilitySmoother
-from emotify_ml.live.synthetic import synthetic_frames, write_video
-from emotify_ml.live.track import IoUTracker, iou_matrix
+from emotify_ml.scoring.smoothing import FlickerMeter, ProbabilitySmoother
+from emotify_ml.io.synthetic import synthetic_frames, write_video
+from emotify_ml.scoring.face_tracks import IoUTracker, iou_matrix
 
 # --- face alignment (shared preprocessing) ---------------------------------------------------------
 

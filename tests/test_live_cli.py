@@ -19,7 +19,7 @@ from emotify_ml.features.preprocessing import crop_face, eye_angle, to_model_inp
 from emotify_ml.labels import EMOTIONS
 from emotify_ml.live.__main__ import EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, EXIT_SOURCE, main
 from emotify_ml.live.scorer import FrameScorer
-from emotify_ml.live.synthetic import synthetic_frames, write_video
+from emotify_ml.io.synthetic import synthetic_frames, write_video
 from emotify_ml.model import EmotionClassifier, load_emotion_model
 
 N_FACES, FRAMES_PER_FACE = 4, 15
@@ -271,7 +271,7 @@ def test_real_camera_headless(model_dir, tmp_path):
 
 @pytest.mark.camera
 def test_real_camera_source_delivers_frames():
-    from emotify_ml.live.capture import open_source
+    from emotify_ml.io.frames import open_source
 
     with open_source(0) as camera:
         frames = [camera.read(timeout=5) for _ in range(5)]

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from emotify_ml.model import DEFAULT_REGISTERED_MODEL, load_emotion_model, log_pyfunc
 from emotify_ml.registry import current_champion, promote
-from emotify_ml.tracking import tracked_run
+from emotify_ml.mlflow_runs import tracked_run
 from tests.conftest import synthetic_faces
 
 EXPERIMENT = "promote"

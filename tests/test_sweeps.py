@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from emotify_ml.registry import current_champion, promote
-from emotify_ml.tracking import end_sweep, start_sweep, tracked_run
+from emotify_ml.mlflow_runs import end_sweep, start_sweep, tracked_run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["experiment=svm_hog", "classifier.kernel=linear", "tracking.experiment=sweeps"]

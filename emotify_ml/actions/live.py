@@ -23,7 +23,7 @@ import numpy as np
 from emotify_ml.actions.fusion import fuse, top_actions
 from emotify_ml.exceptions import InputError
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.live.smooth import ProbabilitySmoother
+from emotify_ml.scoring.smoothing import ProbabilitySmoother
 
 
 class ActionPredictor:
@@ -155,7 +155,7 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     ----------
     model_uri : str, optional
         An action model (MLflow URI or model directory); None is the model shipped in
-        ``emotify_ml/assets/action_model`` (nothing is downloaded). Its estimators are set
+        ``emotify_ml/models/shipped/action`` (nothing is downloaded). Its estimators are set
         to one thread (one pose per frame); BlazePose runs on two.
     emotion_weight : float
         λ of the emotion fusion (0 = pose only).

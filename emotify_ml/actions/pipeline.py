@@ -33,7 +33,7 @@ from emotify_ml.pipeline import features_step
 
 log = logging.getLogger(__name__)
 
-SHIPPED_ACTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "action_model"
+SHIPPED_ACTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "shipped" / "action"
 """The default action model, an MLflow pyfunc directory shipped with the package."""
 
 INPUT_COLUMNS: tuple[str, ...] = tuple(f"{j.replace(' ', '_')}_{ax}" for j in MPII_JOINTS for ax in "xy")
@@ -481,7 +481,7 @@ def save_action_pyfunc(model, path, *, input_example=None) -> Path:
 
 def load_action_model(uri=None) -> ActionClassifier:
     """Load an action model: an MLflow URI (``runs:/<id>/model``, ``models:/<name>@champion``), a local
-    MLflow model directory, or None for the model shipped in ``emotify_ml/assets/action_model``.
+    MLflow model directory, or None for the model shipped in ``emotify_ml/models/shipped/action``.
 
     Raises
     ------

@@ -160,8 +160,8 @@ def _fail(exc, code: int) -> int:
 def _components(args):
     """Smoother, tracker and detector from the options (cheap: a bad value fails before the model loads)."""
     from emotify_ml.detection import make_detector
-    from emotify_ml.live.smooth import ProbabilitySmoother
-    from emotify_ml.live.track import IoUTracker
+    from emotify_ml.scoring.smoothing import ProbabilitySmoother
+    from emotify_ml.scoring.face_tracks import IoUTracker
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be a positive int; got {args.max_frames}")
@@ -177,8 +177,8 @@ def _components(args):
 
 def _score(args, parts, say):
     from emotify_ml.live.app import Display, load_model, run_live
-    from emotify_ml.live.capture import open_source
-    from emotify_ml.live.outputs import JsonlWriter, VideoWriter
+    from emotify_ml.io.frames import open_source
+    from emotify_ml.io.sinks import JsonlWriter, VideoWriter
     from emotify_ml.live.scorer import FrameScorer, load_action_predictor
 
     smoother, tracker, detector = parts

@@ -33,7 +33,7 @@ class RunSummary:
         Mean milliseconds per frame of each stage (``detect``, ``crop``, ``embed``, ``classify``,
         ``track``, ``actions``, ``draw``, ``total``).
     flicker : dict
-        See :meth:`emotify_ml.live.smooth.FlickerMeter.summary`.
+        See :meth:`emotify_ml.scoring.smoothing.FlickerMeter.summary`.
     stopped_by : {"end", "user", "interrupt", "max_frames"}
     """
 
@@ -100,15 +100,15 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
 
     Parameters
     ----------
-    source : :class:`~emotify_ml.live.capture.FrameSource`
+    source : :class:`~emotify_ml.io.frames.FrameSource`
         Read in its own thread; closed on return.
     scorer : :class:`~emotify_ml.live.scorer.FrameScorer`
     display : Display, optional
         Show each annotated frame; ``q`` or Esc (or closing the window) stops. For image
         sources, each image waits for a key.
-    video : :class:`~emotify_ml.live.outputs.VideoWriter`, optional
+    video : :class:`~emotify_ml.io.sinks.VideoWriter`, optional
         Receives each annotated frame; closed on return.
-    jsonl : :class:`~emotify_ml.live.outputs.JsonlWriter`, optional
+    jsonl : :class:`~emotify_ml.io.sinks.JsonlWriter`, optional
         Receives each frame's faces; closed on return.
     max_frames : int, optional
         Stop after this many frames.

@@ -15,8 +15,8 @@ from emotify_ml.evaluation import full_proba
 from emotify_ml.exceptions import ModelNotFoundError
 from emotify_ml.features.preprocessing import DEFAULT_MARGIN, FACE_SIZE, crop_faces
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.live.smooth import FlickerMeter, ProbabilitySmoother
-from emotify_ml.live.track import IoUTracker
+from emotify_ml.scoring.smoothing import FlickerMeter, ProbabilitySmoother
+from emotify_ml.scoring.face_tracks import IoUTracker
 
 STAGES = ("detect", "crop", "embed", "classify", "track", "actions", "draw")
 """Stages timed per frame, in order (``draw`` is timed by the loop that renders)."""

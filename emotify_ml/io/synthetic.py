@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotify_ml.live.capture import to_bgr
-from emotify_ml.live.outputs import VideoWriter
+from emotify_ml.io.frames import to_bgr
+from emotify_ml.io.sinks import VideoWriter
 
 
 def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_px: int = 200, n_per_frame: int = 1,
