@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from emotify_ml.scoring.options import TrackingOptions
+
+_DEFAULT = TrackingOptions()
+
 
 def iou_matrix(a, b) -> np.ndarray:
     """Intersection over union of every box of ``a`` (M, 4) with every box of ``b`` (N, 4), ``x, y, w, h``.
@@ -47,7 +51,7 @@ class IoUTracker:
     [2]
     """
 
-    def __init__(self, *, iou_threshold: float = 0.3, max_missed: int = 10):
+    def __init__(self, *, iou_threshold: float = _DEFAULT.iou_threshold, max_missed: int = _DEFAULT.max_missed):
         if not 0.0 < float(iou_threshold) <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold!r}")
         if int(max_missed) < 0:

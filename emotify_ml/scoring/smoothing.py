@@ -6,11 +6,15 @@ from collections import deque
 
 import numpy as np
 
-SMOOTHING_METHODS = ("ema", "window", "none")
+from emotify_ml.scoring.options import SMOOTHING_METHODS, SmoothingOptions
+
+_DEFAULT = SmoothingOptions()
 
 
 class ProbabilitySmoother:
     """Smooth class probabilities over time, separately for each track id.
+
+    Defaults are those of :class:`~emotify_ml.scoring.options.SmoothingOptions`.
 
     Parameters
     ----------
@@ -32,7 +36,7 @@ class ProbabilitySmoother:
     [0.5, 0.5]
     """
 
-    def __init__(self, *, method: str = "ema", alpha: float = 0.3, window: int = 8):
+    def __init__(self, *, method: str = _DEFAULT.method, alpha: float = _DEFAULT.alpha, window: int = _DEFAULT.window):
         if method not in SMOOTHING_METHODS:
             raise ValueError(f"method must be one of {', '.join(SMOOTHING_METHODS)}; got {method!r}")
         if not 0.0 < float(alpha) <= 1.0:

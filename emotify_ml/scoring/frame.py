@@ -1,0 +1,184 @@
+"""The stateless frame step: detect → align/crop → classify, one BGR frame at a time.
+
+Every app scores frames through :class:`FrameStep`: the live loop (through a
+:class:`~emotify_ml.scoring.stream.Stream`), batch scoring (both engines), the Python API
+(:func:`emotify_ml.analyze`) and the server. It holds a model, a detector and
+:class:`~emotify_ml.scoring.options.ScoringOptions`, and no state between frames, so one step
+can serve many callers (one at a time: detectors are not thread-safe).
+
+>>> step = FrameStep.load()                                  # doctest: +SKIP
+>>> faces = step.score(frame_bgr)                            # doctest: +SKIP
+>>> faces.boxes, faces.probabilities, faces.labels, faces.timings   # doctest: +SKIP
+
+Batch scoring classifies the crops of many pictures in one call: :meth:`FrameStep.locate`
+(detect and crop) and :meth:`FrameStep.classify` are the two halves of :meth:`FrameStep.score`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import numpy as np
+
+from emotify_ml.features.preprocessing import FACE_SIZE, crop_faces
+from emotify_ml.labels import EMOTIONS
+from emotify_ml.scoring.faces import Faces
+from emotify_ml.scoring.options import ScoringOptions
+
+STAGES = ("detect", "crop", "embed", "classify", "track", "actions", "draw")
+"""Stages timed per frame, in order (``track`` and ``actions`` by the stream, ``draw`` by the live loop)."""
+
+
+class FrameStep:
+    """Score the faces of one frame: detect → align/crop → classify.
+
+    Parameters
+    ----------
+    model : object with ``predict_proba(faces) -> (N, 7)``
+        An emotion model (:func:`emotify_ml.load_emotion_model`). When its ``predict_proba``
+        takes ``timings=``, it reports ``embed`` and ``classify`` itself; an sklearn-pipeline
+        model without it is timed step by step here (features, then the final estimator).
+    detector : object with ``detect(frame) -> Detections``, optional
+        None: made from ``options.detector`` (none at all for ``detect="never"``).
+    options : ScoringOptions, optional
+        Default: :class:`~emotify_ml.scoring.options.ScoringOptions` ().
+
+    Attributes
+    ----------
+    face_size : int
+        Side of the grey square crops the model takes.
+    class_names : tuple of str
+        :data:`emotify_ml.labels.EMOTIONS`, the columns of the probabilities.
+    """
+
+    def __init__(self, model, detector=None, options: ScoringOptions | None = None):
+        self.options = (options if options is not None else ScoringOptions()).check()
+        self.model = model
+        if detector is None and self.options.detect != "never":
+            detector = self.options.detector.make()
+        self.detector = detector
+        self.class_names = EMOTIONS
+        self.face_size = _face_size(model)
+        self._reports_timings = _takes_timings(model)
+
+    @classmethod
+    def load(cls, model=None, options: ScoringOptions | None = None, *, tracking_uri=None) -> "FrameStep":
+        """A step with the model ``model`` (URI or folder; None: the champion, else the shipped model)."""
+        from emotify_ml.model import load_emotion_model
+
+        return cls(load_emotion_model(model, tracking_uri=tracking_uri), options=options)
+
+    def locate(self, frame: np.ndarray, *, picture: bool = True, timings: dict | None = None):
+        """Find and crop the faces of a BGR frame, without classifying them.
+
+        Parameters
+        ----------
+        frame : (H, W, 3) uint8 BGR
+        picture : bool
+            The frame is a still picture: under ``detect="auto"`` a picture in which the detector
+            finds nothing is one whole-picture face. Video and camera frames (False) stay faceless.
+        timings : dict, optional
+            Receives ``detect`` and ``crop`` milliseconds.
+
+        Returns
+        -------
+        (Faces, crops)
+            The faces (probabilities still zero) and their (N, S, S) grey uint8 crops.
+        """
+        timings = {} if timings is None else timings
+        mode = self.options.detect
+        n_classes = len(self.class_names)
+        if mode != "never":
+            t = time.perf_counter()
+            found = self.detector.detect(frame)
+            timings["detect"] = _ms(t)
+            if len(found) or not (picture and mode == "auto"):
+                t = time.perf_counter()
+                eyes = found.eyes if self.options.align else None
+                crops = crop_faces(frame, found.boxes, self.options.margin, self.face_size, eyes=eyes)
+                timings["crop"] = _ms(t)
+                k = len(found)
+                landmarks = None if found.landmarks is None else np.asarray(found.landmarks, np.float64).reshape(k, 5, 2)
+                return Faces(np.asarray(found.boxes, np.float64).reshape(k, 4), np.asarray(found.scores, np.float64),
+                             landmarks, ("detector",) * k, np.zeros((k, n_classes)), self.class_names), crops
+        else:
+            timings["detect"] = 0.0
+        t = time.perf_counter()
+        h, w = frame.shape[:2]
+        crops = crop_faces(frame, np.array([[0, 0, w, h]], np.float32), 0.0, self.face_size)
+        timings["crop"] = _ms(t)
+        return Faces(np.array([[0.0, 0.0, float(w), float(h)]]), np.array([np.nan]), None, ("whole_image",),
+                     np.zeros((1, n_classes)), self.class_names), crops
+
+    def classify(self, crops, timings: dict | None = None) -> np.ndarray:
+        """(K, 7) probabilities of (K, S, S) grey crops; ``timings`` receives ``embed`` and ``classify`` ms."""
+        timings = {} if timings is None else timings
+        if len(crops) == 0:
+            timings["embed"] = timings["classify"] = 0.0
+            return np.zeros((0, len(self.class_names)))
+        if self._reports_timings:
+            return np.asarray(self.model.predict_proba(crops, timings=timings), np.float64)
+        return timed_proba(self.model, crops, timings, self.face_size, len(self.class_names))
+
+    def score(self, frame: np.ndarray, *, picture: bool = True, index: int = 0, timestamp: float = 0.0,
+              name: str | None = None) -> Faces:
+        """Detect, crop and classify the faces of one BGR frame (see :meth:`locate` for ``picture``)."""
+        timings: dict[str, float] = {}
+        faces, crops = self.locate(frame, picture=picture, timings=timings)
+        proba = self.classify(crops, timings)
+        return faces.with_(probabilities=proba, index=index, timestamp=timestamp, name=name, timings=timings)
+
+    def warm_up(self, frame_shape=(480, 640, 3)) -> None:
+        """Run every stage once on a blank frame, so the first real frame is not slow (graph tracing, allocations)."""
+        if self.detector is not None:
+            self.detector.detect(np.zeros(frame_shape, np.uint8))
+        self.classify(np.full((1, self.face_size, self.face_size), 128, np.uint8))
+
+    def __repr__(self) -> str:
+        return f"FrameStep(model={getattr(self.model, 'source', self.model)!r}, detector={self.detector!r})"
+
+
+def timed_proba(model, crops, timings: dict, face_size: int = FACE_SIZE, n_classes: int = len(EMOTIONS)) -> np.ndarray:
+    """``model.predict_proba(crops)``, timing the feature steps (``embed``) and the final estimator (``classify``).
+
+    The one place that times a model without a ``timings`` argument: for a model holding an sklearn
+    ``Pipeline`` (``model.pipeline``), the arithmetic is that of its ``predict_proba`` (the same
+    steps, in order, on the same crops); any other model is timed as a whole (``embed`` 0).
+    """
+    import sklearn
+
+    from emotify_ml.evaluation import full_proba
+    from emotify_ml.features.preprocessing import to_model_input
+
+    pipeline = getattr(model, "pipeline", None)
+    t0 = time.perf_counter()
+    if not hasattr(pipeline, "steps") or len(pipeline.steps) < 2:
+        proba = np.asarray(model.predict_proba(crops), np.float64)
+        timings["embed"], timings["classify"] = 0.0, _ms(t0)
+        return proba
+    with sklearn.config_context(assume_finite=True):
+        features = pipeline[:-1].transform(to_model_input(crops, face_size))
+        t1 = time.perf_counter()
+        proba = full_proba(pipeline[-1], features, n_classes)
+    timings["embed"], timings["classify"] = _ms(t0, t1), _ms(t1)
+    return proba
+
+
+def _face_size(model) -> int:
+    size = getattr(model, "face_size", None)
+    if size is None:
+        pipeline = getattr(model, "pipeline", None)
+        size = getattr(pipeline[0], "size", None) if hasattr(pipeline, "steps") else None
+    return int(size or FACE_SIZE)
+
+
+def _takes_timings(model) -> bool:
+    try:
+        return "timings" in inspect.signature(model.predict_proba).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return ((time.perf_counter() if end is None else end) - start) * 1000.0

@@ -1,0 +1,184 @@
+"""Scoring options: plain dataclasses, the one home of every scoring default.
+
+Live (``python -m emotify_ml.live``), batch (``python -m pipelines.score_batch``), the Python
+API (:func:`emotify_ml.analyze`) and the server read their defaults from here; command-line
+flags and config files only override them. Nothing is validated in ``__init__`` (so a config
+system can build them field by field); :meth:`check` validates and returns the object.
+
+>>> ScoringOptions().margin == DEFAULT_MARGIN
+True
+>>> ScoringOptions(detect="sometimes").check()
+Traceback (most recent call last):
+...
+ValueError: detect must be one of auto, always, never; got 'sometimes'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emotify_ml.features.preprocessing import DEFAULT_MARGIN
+
+DETECT_MODES = ("auto", "always", "never")
+"""``always``: faces come from the detector only. ``never``: each picture (or frame) is one face,
+as for already-cropped faces like FER-2013's 48x48 files. ``auto``: the detector, and the whole
+picture when it finds nothing in a *still image* (video and camera frames without a face stay faceless)."""
+
+DETECTOR_KINDS = ("yunet", "haar")
+"""Face detectors (see :func:`emotify_ml.detection.make_detector`)."""
+
+SMOOTHING_METHODS = ("ema", "window", "none")
+"""Temporal smoothing of a face track's probabilities (see :class:`~emotify_ml.scoring.smoothing.ProbabilitySmoother`)."""
+
+RUNTIMES = ("auto", "keras", "compiled")
+"""Model runtimes a loader may be asked for (``auto``: the compiled model when the folder has one)."""
+
+
+@dataclass
+class DetectorOptions:
+    """Which face detector, and how it looks.
+
+    Parameters
+    ----------
+    kind : {"yunet", "haar"}
+        YuNet (accurate, fast, eye landmarks for alignment) or OpenCV's Haar cascade (fallback).
+    det_size : int or None
+        Longest side in pixels of the image the detector sees; bigger frames are shrunk first.
+        None (or 0): the full frame.
+    score_threshold : float
+        Least YuNet face score (Haar has no score).
+    """
+
+    kind: str = "yunet"
+    det_size: int | None = 320
+    score_threshold: float = 0.6
+
+    def check(self) -> "DetectorOptions":
+        if self.kind not in DETECTOR_KINDS:
+            raise ValueError(f"detector kind must be one of {', '.join(DETECTOR_KINDS)}; got {self.kind!r}")
+        if self.det_size not in (None, 0) and (not isinstance(self.det_size, int) or self.det_size < 32):
+            raise ValueError(f"det_size must be an int >= 32 (longest side in pixels), or 0/None for the full frame; "
+                             f"got {self.det_size!r}")
+        if not 0.0 <= float(self.score_threshold) <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1]; got {self.score_threshold!r}")
+        return self
+
+    def make(self):
+        """The detector these options describe (:func:`emotify_ml.detection.make_detector`)."""
+        from emotify_ml.detection import make_detector
+
+        self.check()
+        kwargs = {"det_size": self.det_size or None}
+        if self.kind == "yunet":
+            kwargs["score_threshold"] = float(self.score_threshold)
+        return make_detector(self.kind, **kwargs)
+
+
+@dataclass
+class ScoringOptions:
+    """How one frame is scored: which faces, how they are cropped, which runtime.
+
+    Parameters
+    ----------
+    detect : {"auto", "always", "never"}
+        See :data:`DETECT_MODES`.
+    detector : DetectorOptions
+    margin : float
+        Crop margin around detector boxes, a fraction of the box (:data:`DEFAULT_MARGIN`);
+        whole-picture faces are cropped without margin.
+    align : bool
+        Rotate each detected face so its eyes are level (needs eye landmarks: YuNet).
+    runtime : {"auto", "keras", "compiled"}
+        Asked of the model loader when the step loads the model itself.
+    """
+
+    detect: str = "auto"
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    margin: float = DEFAULT_MARGIN
+    align: bool = True
+    runtime: str = "auto"
+
+    def check(self) -> "ScoringOptions":
+        if self.detect not in DETECT_MODES:
+            raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}; got {self.detect!r}")
+        if isinstance(self.margin, bool) or not 0.0 <= float(self.margin) <= 1.0:
+            raise ValueError(f"margin must be in [0, 1]; got {self.margin!r}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}")
+        self.detector.check()
+        return self
+
+
+@dataclass
+class SmoothingOptions:
+    """Temporal smoothing of each face track's probabilities.
+
+    Parameters
+    ----------
+    method : {"ema", "window", "none"}
+    alpha : float
+        EMA weight of the newest frame; smaller is smoother (a real change shows after about 1/alpha frames).
+    window : int
+        Frames averaged by ``method="window"``.
+    """
+
+    method: str = "ema"
+    alpha: float = 0.3
+    window: int = 8
+
+    def check(self) -> "SmoothingOptions":
+        if self.method not in SMOOTHING_METHODS:
+            raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING_METHODS)}; got {self.method!r}")
+        if not 0.0 < float(self.alpha) <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1]; got {self.alpha!r}")
+        if not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"window must be a positive int; got {self.window!r}")
+        return self
+
+    def make(self):
+        """A fresh :class:`~emotify_ml.scoring.smoothing.ProbabilitySmoother` with these settings."""
+        from emotify_ml.scoring.smoothing import ProbabilitySmoother
+
+        return ProbabilitySmoother(method=self.method, alpha=self.alpha, window=self.window)
+
+
+@dataclass
+class TrackingOptions:
+    """Face tracking across frames by box overlap.
+
+    Parameters
+    ----------
+    iou_threshold : float
+        Least box overlap (IoU) for a face to continue a track.
+    max_missed : int
+        Frames a face may be missed before its track ends.
+    """
+
+    iou_threshold: float = 0.3
+    max_missed: int = 10
+
+    def check(self) -> "TrackingOptions":
+        if not 0.0 < float(self.iou_threshold) <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1]; got {self.iou_threshold!r}")
+        if not isinstance(self.max_missed, int) or self.max_missed < 0:
+            raise ValueError(f"max_missed must be an int >= 0; got {self.max_missed!r}")
+        return self
+
+    def make(self):
+        """A fresh :class:`~emotify_ml.scoring.face_tracks.IoUTracker` with these settings."""
+        from emotify_ml.scoring.face_tracks import IoUTracker
+
+        return IoUTracker(iou_threshold=self.iou_threshold, max_missed=self.max_missed)
+
+
+@dataclass
+class StreamOptions:
+    """What the stream layer adds over frames: tracking and smoothing."""
+
+    smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+
+    def check(self) -> "StreamOptions":
+        self.smoothing.check()
+        self.tracking.check()
+        return self

@@ -1,0 +1,179 @@
+"""The scoring core on stand-in detectors and classifiers: options, FrameStep (detect modes, timings), Faces, Stream."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotify_ml.detection import Detections
+from emotify_ml.features.preprocessing import DEFAULT_MARGIN
+from emotify_ml.labels import EMOTIONS
+from emotify_ml.scoring import (DetectorOptions, Faces, FrameStep, ScoringOptions, Stream, StreamOptions)
+from emotify_ml.scoring.options import SmoothingOptions, TrackingOptions
+
+
+class ScriptedDetector:
+    """Returns the given boxes for every frame (with level eyes)."""
+
+    def __init__(self, boxes):
+        self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.calls = 0
+
+    def detect(self, frame):
+        self.calls += 1
+        k = len(self.boxes)
+        eyes = np.zeros((k, 5, 2), np.float32)
+        eyes[:, 0] = self.boxes[:, :2] + self.boxes[:, 2:] * [0.3, 0.4]
+        eyes[:, 1] = self.boxes[:, :2] + self.boxes[:, 2:] * [0.7, 0.4]
+        return Detections(self.boxes.copy(), np.ones(k, np.float32), eyes)
+
+
+class NoisyClassifier:
+    """predict_proba from a fixed noisy sequence (one row per call per face)."""
+
+    def __init__(self, probas):
+        self.probas = probas
+        self.calls = []
+
+    def predict_proba(self, faces):
+        self.calls.append(np.asarray(faces).shape)
+        i = len(self.calls) - 1
+        return np.repeat(self.probas[i % len(self.probas)][None], len(faces), axis=0)
+
+
+def noisy_steady_proba(n=300, seed=0):
+    """A steady 'happy' face seen by a noisy model: the raw arg-max often jumps to 'neutral'."""
+    rng = np.random.default_rng(seed)
+    base = np.full(7, 0.05)
+    base[3], base[6] = 0.45, 0.25
+    p = base + rng.normal(0, 0.12, (n, 7)).clip(-0.2, 0.2)
+    p = np.clip(p, 1e-3, None)
+    return p / p.sum(1, keepdims=True)
+
+
+def step_with(boxes, probas=None, **options):
+    return FrameStep(NoisyClassifier(noisy_steady_proba(60) if probas is None else probas), ScriptedDetector(boxes),
+                     ScoringOptions(**options))
+
+
+# --- options ------------------------------------------------------------------------------------
+
+
+def test_options_hold_the_defaults_and_check_values():
+    assert ScoringOptions().margin == DEFAULT_MARGIN and ScoringOptions().detector == DetectorOptions()
+    assert StreamOptions().smoothing == SmoothingOptions() and StreamOptions().tracking == TrackingOptions()
+    from emotify_ml.scoring.face_tracks import IoUTracker
+    from emotify_ml.scoring.smoothing import ProbabilitySmoother
+
+    assert ProbabilitySmoother().alpha == SmoothingOptions().alpha and IoUTracker().max_missed == TrackingOptions().max_missed
+    for bad, match in [(ScoringOptions(detect="maybe"), "detect must be"), (ScoringOptions(margin=2), "margin"),
+                       (ScoringOptions(detector=DetectorOptions(kind="dlib")), "detector kind"),
+                       (ScoringOptions(detector=DetectorOptions(det_size=8)), "det_size"),
+                       (StreamOptions(SmoothingOptions(alpha=0)), "alpha"),
+                       (StreamOptions(tracking=TrackingOptions(iou_threshold=2)), "iou_threshold")]:
+        with pytest.raises(ValueError, match=match):
+            bad.check()
+
+
+# --- frame step ---------------------------------------------------------------------------------
+
+
+def test_frame_step_batches_faces_and_times_each_stage():
+    step = step_with([[100, 100, 120, 120], [400, 120, 120, 120]])
+    faces = step.score(np.full((480, 640, 3), 90, np.uint8))
+    assert step.model.calls == [(2, 48, 48)]  # one batched call per frame
+    assert len(faces) == 2 and faces.sources == ("detector", "detector") and faces.landmarks.shape == (2, 5, 2)
+    assert set(faces.timings) == {"detect", "crop", "embed", "classify"}
+    assert faces.labels == [EMOTIONS[k] for k in faces.probabilities.argmax(1)]
+    assert faces.track_ids is None and faces.smoothed is None  # the step is stateless
+
+
+@pytest.mark.parametrize("mode, picture, expected", [
+    ("always", True, []), ("auto", True, ["whole_image"]), ("auto", False, []), ("never", False, ["whole_image"])])
+def test_detect_modes_on_a_faceless_frame(mode, picture, expected):
+    step = step_with(np.zeros((0, 4)), detect=mode)
+    faces = step.score(np.full((60, 80, 3), 90, np.uint8), picture=picture)
+    assert list(faces.sources) == expected
+    if expected:
+        assert faces.boxes.tolist() == [[0, 0, 80, 60]] and np.isnan(faces.scores[0]) and faces.landmarks is None
+    assert step.detector.calls == (0 if mode == "never" else 1)
+
+
+def test_sklearn_pipeline_models_report_embed_and_classify(faces):
+    from sklearn.linear_model import LogisticRegression
+
+    from emotify_ml.features.hog import HOGTransformer
+    from emotify_ml.model import EmotionClassifier
+    from emotify_ml.pipeline import build_pipeline
+
+    X, y = faces
+    model = EmotionClassifier(build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
+                                             classifier=LogisticRegression(max_iter=200)).fit(X, y))
+    step = FrameStep(model, ScriptedDetector([[10, 10, 40, 40]]))
+    timings = {}
+    proba = step.classify(X, timings)
+    np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=1e-12)
+    assert timings["embed"] > 0 and timings["classify"] > 0
+
+
+def test_faces_records_are_plain_json():
+    faces = step_with([[10, 10, 50, 50]]).score(np.zeros((100, 100, 3), np.uint8))
+    (record,) = json.loads(json.dumps(faces.to_records()))
+    assert set(record) >= {"box", "score", "landmarks", "probabilities", "label", "track_id", "actions"}
+    assert list(record["probabilities"]) == list(EMOTIONS) and record["label"] == faces.labels[0]
+    assert Faces.empty().to_records() == [] and Faces.empty().labels == []
+
+
+# --- stream -------------------------------------------------------------------------------------
+
+
+def test_stream_tracks_and_smooths_and_counts_flicker():
+    step = step_with([[100, 100, 120, 120], [400, 120, 120, 120]])
+    stream = Stream(step, StreamOptions(SmoothingOptions(alpha=0.2)))
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    results = [stream.update(frame, index=i, timestamp=i / 30) for i in range(60)]
+    assert {int(i) for r in results for i in r.track_ids} == {1, 2}
+    assert set(results[0].timings) >= {"detect", "crop", "embed", "classify", "track"}
+    flicker = stream.flicker.summary()
+    assert flicker["smoothed_changes"] < flicker["raw_changes"]
+    face = results[-1][0]
+    assert face.label == EMOTIONS[results[-1].smoothed[0].argmax()] and face.raw_label == max(face.probabilities,
+                                                                                              key=face.probabilities.get)
+
+
+def test_stream_without_faces_and_independent_frames():
+    step = step_with(np.zeros((0, 4)))
+    stream = Stream(step)
+    assert len(stream.update(np.zeros((100, 100, 3), np.uint8))) == 0 and step.model.calls == []
+    stream = Stream(step_with([[10, 10, 50, 50]]))
+    frame = np.zeros((100, 100, 3), np.uint8)
+    a, b = stream.update(frame, independent=True), stream.update(frame, independent=True)
+    np.testing.assert_array_equal(b.smoothed, b.probabilities)  # no smoothing across unrelated pictures
+    assert a.track_ids[0] != b.track_ids[0]
+
+
+class _Actions:
+    """A predictor with the documented interface; records the calls."""
+
+    def __init__(self):
+        self.calls, self.forgotten, self.last_timings = [], [], {}
+
+    def predict(self, frame, boxes, proba, track_ids=None):
+        self.calls.append((boxes.shape, proba.shape, list(track_ids)))
+        self.last_timings = {"pose": 1.0}
+        return [{"label": "dancing"} for _ in boxes]
+
+    def forget(self, ids):
+        self.forgotten.extend(ids)
+
+
+def test_stream_calls_the_action_predictor_without_touching_it():
+    actions = _Actions()
+    before = dict(vars(actions))
+    stream = Stream(step_with([[10, 10, 50, 50]]), actions=actions)
+    faces = stream.update(np.zeros((100, 100, 3), np.uint8))
+    assert faces.actions == [{"label": "dancing"}] and faces[0].actions == {"label": "dancing"}
+    assert actions.calls == [((1, 4), (1, 7), [1])] and {"actions", "actions.pose"} <= set(faces.timings)
+    assert set(vars(actions)) == set(before)  # no attribute set on the object it was handed
