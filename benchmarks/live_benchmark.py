@@ -107,7 +107,7 @@ def _video_size(path) -> list[int]:
 
 def percentile_table(per_frame: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     """Mean, median and 95th percentile milliseconds of each stage, in pipeline order."""
-    from emotify_ml.live.scorer import STAGES
+    from emotify_ml.scoring.frame import STAGES
 
     order = (*STAGES, "total")
     stages = [s for s in order if s in per_frame] + sorted(s for s in per_frame if s not in order)
@@ -126,11 +126,13 @@ def main(argv=None) -> int:
                    help="no trained model yet: fit a stand-in on the bundled sample (hog: HOG + logistic regression; "
                    "cnn: untrained default backbone embeddings + HOG, for timing only)")
     p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--detector", choices=("yunet", "haar"), default="yunet")
-    p.add_argument("--det-size", type=int, default=320)
-    p.add_argument("--smoothing", choices=("ema", "window", "none"), default="ema")
-    p.add_argument("--alpha", type=float, default=0.3)
-    p.add_argument("--window", type=int, default=8)
+    from emotify_ml.scoring.options import DETECTOR_KINDS, SMOOTHING_METHODS, DetectorOptions, SmoothingOptions
+
+    p.add_argument("--detector", choices=DETECTOR_KINDS, default=DetectorOptions.kind)
+    p.add_argument("--det-size", type=int, default=DetectorOptions.det_size)
+    p.add_argument("--smoothing", choices=SMOOTHING_METHODS, default=SmoothingOptions.method)
+    p.add_argument("--alpha", type=float, default=SmoothingOptions.alpha)
+    p.add_argument("--window", type=int, default=SmoothingOptions.window)
     p.add_argument("--no-align", dest="align", action="store_false")
     p.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     p.add_argument("--max-frames", type=int, default=None)
@@ -141,12 +143,11 @@ def main(argv=None) -> int:
 
     import cv2
 
-    from emotify_ml.detection import make_detector
     from emotify_ml.exceptions import EmotifyError
-    from emotify_ml.live.app import load_model, run_live
     from emotify_ml.io.frames import open_source
-    from emotify_ml.live.scorer import FrameScorer, load_action_predictor
-    from emotify_ml.scoring.smoothing import ProbabilitySmoother
+    from emotify_ml.live.app import load_actions, load_model, run_live
+    from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
+    from emotify_ml.scoring.options import DetectorOptions, SmoothingOptions
 
     if args.threads:
         cv2.setNumThreads(args.threads)
@@ -160,10 +161,11 @@ def main(argv=None) -> int:
                 video = make_clip(Path(tmp) / "bench.avi", faces_per_frame=args.faces)
             classifier = (demo_model(args.demo_model, tmp) if args.demo_model
                           else load_model(args.model, args.tracking_uri, print))
-            detector = make_detector(args.detector, det_size=args.det_size or None)
-            scorer = FrameScorer(detector, classifier, align=args.align,
-                                 action_predictor=load_action_predictor() if args.actions else None,
-                                 smoother=ProbabilitySmoother(method=args.smoothing, alpha=args.alpha, window=args.window))
+            scoring = ScoringOptions(detector=DetectorOptions(args.detector, args.det_size or None), align=args.align)
+            options = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window))
+            step = FrameStep(classifier, options=scoring)
+            detector = step.detector
+            scorer = Stream(step, options, actions=load_actions(options.smoothing) if args.actions else None)
             size = _video_size(video)
             source = open_source(video)
             per_frame: dict[str, list[float]] = {}

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from emotify_ml.detection import Detections
 from emotify_ml.exceptions import InputError, SourceError
 from emotify_ml.features.preprocessing import crop_face, crop_faces, eye_angle
 from emotify_ml.labels import EMOTIONS
@@ -17,10 +16,14 @@ from emotify_ml.live.app import Display, run_live
 from emotify_ml.io.frames import Frame, ImageSource, VideoSource, _LiveCaptureSource, open_source
 from emotify_ml.io.sinks import JsonlWriter, OutputError, VideoWriter, face_record
 from emotify_ml.live.render import draw_faces, draw_status
-from emotify_ml.live.scorer import FaceResult, FrameResult, FrameScorer
+from emotify_ml.scoring import Faces, FrameStep, Stream
 from emotify_ml.scoring.smoothing import FlickerMeter, ProbabilitySmoother
 from emotify_ml.io.synthetic import synthetic_frames, write_video
 from emotify_ml.scoring.face_tracks import IoUTracker, iou_matrix
+
+from .test_scoring import NoisyClassifier as _NoisyClassifier
+from .test_scoring import ScriptedDetector as _ScriptedDetector
+from .test_scoring import noisy_steady_proba as _noisy_steady_proba
 
 # --- face alignment (shared preprocessing) ---------------------------------------------------------
 
@@ -112,16 +115,6 @@ def test_tracker_rejects_bad_settings(kwargs):
 # --- smoothing and flicker ----------------------------------------------------------------------
 
 
-def _noisy_steady_proba(n=300, seed=0):
-    """A steady 'happy' face seen by a noisy model: the raw arg-max often jumps to 'neutral'."""
-    rng = np.random.default_rng(seed)
-    base = np.full(7, 0.05)
-    base[3], base[6] = 0.45, 0.25
-    p = base + rng.normal(0, 0.12, (n, 7)).clip(-0.2, 0.2)
-    p = np.clip(p, 1e-3, None)
-    return p / p.sum(1, keepdims=True)
-
-
 @pytest.mark.parametrize("method", ["ema", "window"])
 def test_smoothing_reduces_label_changes(method):
     probas = _noisy_steady_proba()
@@ -160,62 +153,6 @@ def test_smoother_keeps_tracks_apart_and_forgets():
 def test_smoother_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
         ProbabilitySmoother(**kwargs)
-
-
-# --- scorer with stand-in detector and classifier ---------------------------------------------
-
-
-class _ScriptedDetector:
-    """Returns the given boxes for every frame (with level eyes)."""
-
-    def __init__(self, boxes):
-        self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-
-    def detect(self, frame):
-        k = len(self.boxes)
-        eyes = np.zeros((k, 5, 2), np.float32)
-        eyes[:, 0] = self.boxes[:, :2] + self.boxes[:, 2:] * [0.3, 0.4]
-        eyes[:, 1] = self.boxes[:, :2] + self.boxes[:, 2:] * [0.7, 0.4]
-        return Detections(self.boxes.copy(), np.ones(k, np.float32), eyes)
-
-
-class _NoisyClassifier:
-    """predict_proba from a fixed noisy sequence (one row per call per face)."""
-
-    def __init__(self, probas):
-        self.probas = probas
-        self.calls = []
-
-    def predict_proba(self, faces):
-        self.calls.append(np.asarray(faces).shape)
-        i = len(self.calls) - 1
-        return np.repeat(self.probas[i % len(self.probas)][None], len(faces), axis=0)
-
-
-def test_scorer_batches_faces_tracks_and_smooths():
-    clf = _NoisyClassifier(_noisy_steady_proba(60))
-    scorer = FrameScorer(_ScriptedDetector([[100, 100, 120, 120], [400, 120, 120, 120]]), clf,
-                         smoother=ProbabilitySmoother(alpha=0.2))
-    frame = np.full((480, 640, 3), 90, np.uint8)
-    results = [scorer.score(frame, i, i / 30) for i in range(60)]
-    assert all(shape == (2, 48, 48) for shape in clf.calls)  # one batched call per frame
-    assert {f.track_id for r in results for f in r.faces} == {1, 2}
-    assert set(results[0].timings) >= {"detect", "crop", "embed", "classify", "track"}
-    flicker = scorer.flicker.summary()
-    assert flicker["smoothed_changes"] < flicker["raw_changes"]
-    face = results[-1].faces[0]
-    assert face.label == EMOTIONS[face.smoothed.argmax()] and face.raw_label == EMOTIONS[face.proba.argmax()]
-
-
-def test_scorer_without_faces_and_independent_frames():
-    clf = _NoisyClassifier(_noisy_steady_proba(5))
-    scorer = FrameScorer(_ScriptedDetector(np.zeros((0, 4))), clf)
-    result = scorer.score(np.zeros((100, 100, 3), np.uint8))
-    assert result.faces == [] and clf.calls == []
-    scorer = FrameScorer(_ScriptedDetector([[10, 10, 50, 50]]), clf, independent_frames=True)
-    a, b = scorer.score(np.zeros((100, 100, 3), np.uint8)), scorer.score(np.zeros((100, 100, 3), np.uint8))
-    assert np.array_equal(b.faces[0].smoothed, b.faces[0].proba)  # no smoothing across unrelated pictures
-    assert a.faces[0].track_id != b.faces[0].track_id
 
 
 # --- sources ------------------------------------------------------------------------------------
@@ -310,11 +247,11 @@ def test_bad_sources_fail_clearly(tmp_path, make, match):
 
 
 def _result(n_faces=1, actions=None):
-    faces = []
-    for k in range(n_faces):
-        p = np.eye(7)[3] * 0.7 + 0.3 / 7
-        faces.append(FaceResult(k + 1, np.array([100.0 + 300 * k, 100, 150, 180]), 0.9, p, p, "happy", "happy", actions))
-    return FrameResult(4, 0.1333, faces, {"detect": 3.0, "classify": 1.0}, None)
+    p = np.eye(7)[3] * 0.7 + 0.3 / 7
+    return Faces(np.array([[100.0 + 300 * k, 100, 150, 180] for k in range(n_faces)]), np.full(n_faces, 0.9), None,
+                 ("detector",) * n_faces, np.tile(p, (n_faces, 1)), track_ids=np.arange(1, n_faces + 1),
+                 smoothed=np.tile(p, (n_faces, 1)), actions=[actions] * n_faces, index=4, timestamp=0.1333,
+                 timings={"detect": 3.0, "classify": 1.0})
 
 
 def test_jsonl_record_has_everything_per_face(tmp_path):
@@ -329,7 +266,7 @@ def test_jsonl_record_has_everything_per_face(tmp_path):
     assert rec["box"] == [100.0, 100.0, 150.0, 180.0] and rec["label"] == "happy"
     assert list(rec["proba"]) == list(EMOTIONS) and sum(rec["smoothed"].values()) == pytest.approx(1, abs=1e-3)
     assert rec["actions"]["actions"] == [["walking", 0.5]]
-    assert "actions" not in face_record(_result(), _result().faces[0])
+    assert "actions" not in face_record(_result(), _result()[0])
 
 
 def test_outputs_fail_clearly(tmp_path):
@@ -358,8 +295,7 @@ def test_overlay_draws_faces_actions_and_status():
     draw_status(image, 31.4, {"detect": 4.2, "classify": 1.1}, 2)
     assert image.any()
     edge = np.zeros((100, 100, 3), np.uint8)  # faces at the border: drawing is clipped, never fails
-    draw_faces(edge, FrameResult(0, 0, [FaceResult(1, np.array([80.0, -10, 60, 60]), 1, np.ones(7) / 7,
-                                                   np.ones(7) / 7, "sad", "sad")]))
+    draw_faces(edge, Faces(np.array([[80.0, -10, 60, 60]]), np.ones(1), None, ("detector",), np.ones((1, 7)) / 7))
 
 
 def test_display_without_a_screen_fails_clearly(monkeypatch):
@@ -389,11 +325,15 @@ class _ListSource:
         self.closed = True
 
 
+def _stream(boxes, n_probas):
+    return Stream(FrameStep(_NoisyClassifier(_noisy_steady_proba(n_probas)), _ScriptedDetector(boxes)))
+
+
 def test_interrupt_stops_cleanly_and_flushes_outputs(tmp_path):
     frames = [Frame(i, i / 30, f) for i, f in enumerate(synthetic_frames([np.full((48, 48), 128, np.uint8)],
                                                                          frames_per_face=20))]
     source = _ListSource(frames)
-    scorer = FrameScorer(_ScriptedDetector([[245, 145, 150, 150]]), _NoisyClassifier(_noisy_steady_proba(20)))
+    scorer = _stream([[245, 145, 150, 150]], 20)
     jsonl, video = JsonlWriter(tmp_path / "r.jsonl"), VideoWriter(tmp_path / "a.avi", fps=30)
 
     def interrupt_at_frame_5(result):
@@ -408,7 +348,7 @@ def test_interrupt_stops_cleanly_and_flushes_outputs(tmp_path):
 
 def test_run_summary_reports_fps_stages_and_flicker():
     frames = [Frame(i, i / 30, np.zeros((240, 320, 3), np.uint8)) for i in range(30)]
-    scorer = FrameScorer(_ScriptedDetector([[100, 60, 100, 100]]), _NoisyClassifier(_noisy_steady_proba(40)))
+    scorer = _stream([[100, 60, 100, 100]], 40)
     summary = run_live(_ListSource(frames), scorer, max_frames=25)
     assert summary.frames == 25 and summary.faces == 25 and summary.stopped_by == "max_frames"
     assert summary.fps > 0 and {"detect", "crop", "classify", "draw", "total"} <= set(summary.stage_ms)
@@ -432,7 +372,7 @@ class _FakeDisplay:
 def test_q_in_the_window_stops_cleanly():
     frames = [Frame(i, i / 30, np.zeros((240, 320, 3), np.uint8)) for i in range(30)]
     display = _FakeDisplay(quit_at=3)
-    scorer = FrameScorer(_ScriptedDetector([[100, 60, 100, 100]]), _NoisyClassifier(_noisy_steady_proba(40)))
+    scorer = _stream([[100, 60, 100, 100]], 40)
     summary = run_live(_ListSource(frames), scorer, display=display)
     assert summary.stopped_by == "user" and summary.frames == 3 and display.was_closed
     assert display.waits == [1, 1, 1]  # a video does not wait for keys
@@ -442,13 +382,12 @@ def test_images_wait_for_a_key_in_the_window():
     source = _ListSource([Frame(i, 0.0, np.zeros((240, 320, 3), np.uint8), f"{i}.jpg") for i in range(2)])
     source.independent = True
     display = _FakeDisplay(quit_at=99)
-    run_live(source, FrameScorer(_ScriptedDetector(np.zeros((0, 4))), _NoisyClassifier(_noisy_steady_proba(2))),
-             display=display)
+    run_live(source, _stream(np.zeros((0, 4)), 2), display=display)
     assert display.waits == [0, 0]
 
 
 def test_realtime_pacing_plays_a_video_at_its_frame_rate():
     frames = [Frame(i, i / 30, np.zeros((120, 160, 3), np.uint8)) for i in range(10)]
-    scorer = FrameScorer(_ScriptedDetector(np.zeros((0, 4))), _NoisyClassifier(_noisy_steady_proba(2)))
+    scorer = _stream(np.zeros((0, 4)), 2)
     summary = run_live(_ListSource(frames), scorer, pace=True)
     assert summary.seconds >= 9 / 30 * 0.95

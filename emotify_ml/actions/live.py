@@ -46,7 +46,7 @@ class ActionPredictor:
     top_k : int
     smoothing : ProbabilitySmoother, optional
         Smooths each track's fused probabilities across frames when ``predict`` gets
-        ``track_ids``; default an EMA with alpha 0.3 (as the emotions). ``method="none"`` turns it off.
+        ``track_ids``; default: :class:`~emotify_ml.scoring.options.SmoothingOptions` (as the emotions). ``method="none"`` turns it off.
 
     Attributes
     ----------
@@ -62,7 +62,7 @@ class ActionPredictor:
         self.emotion_weight = emotion_weight
         self.min_confidence = min_confidence
         self.top_k = top_k
-        self.smoothing = smoothing if smoothing is not None else ProbabilitySmoother(method="ema", alpha=0.3)
+        self.smoothing = smoothing if smoothing is not None else ProbabilitySmoother()
         self.last_timings: dict[str, float] = {}
 
     def reset(self) -> None:
@@ -148,7 +148,8 @@ def assign_faces(face_boxes, people) -> np.ndarray:
     return owner
 
 
-def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confidence: float = 0.3) -> ActionPredictor:
+def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confidence: float = 0.3,
+                          smoothing: ProbabilitySmoother | None = None) -> ActionPredictor:
     """The live action predictor: vendored BlazePose, the action model and the emotion prior.
 
     Parameters
@@ -161,6 +162,9 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
         λ of the emotion fusion (0 = pose only).
     min_confidence : float
         Top probability below which the label is ``"uncertain"``.
+    smoothing : ProbabilitySmoother, optional
+        Smooths each tracked person's actions (the live app passes one with its ``--smoothing``
+        settings); default: see :class:`ActionPredictor`.
     """
     from emotify_ml.actions.blazepose import BlazePose
     from emotify_ml.actions.fusion import load_action_prior
@@ -169,4 +173,4 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     model = load_action_model(model_uri)
     set_n_jobs(model.model, 1)  # one pose per frame: one thread is faster
     return ActionPredictor(BlazePose(), model, load_action_prior(),
-                           emotion_weight=emotion_weight, min_confidence=min_confidence)
+                           emotion_weight=emotion_weight, min_confidence=min_confidence, smoothing=smoothing)

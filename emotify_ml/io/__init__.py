@@ -1,1 +1,1 @@
-"""Frame sources (cameras, streams, videos, images), image decoding and output sinks, shared by every app."""
+"""Frame readers (pictures, videos with stride and range, cameras, streams) and output sinks, shared by every app."""

@@ -1,4 +1,11 @@
-"""Frame sources for live scoring: a camera, a video file or stream, an image file or a folder of images.
+"""Frame readers shared by every app: image decoding, videos with stride and range, and threaded live sources.
+
+* :func:`decode_image`, :func:`read_image`, :func:`load_image`: one picture (bytes, a path, or an array)
+  as a BGR frame;
+* :func:`read_video`: the frames of a video file, every ``stride``-th one in ``[start, end)``
+  (batch scoring and :func:`emotify_ml.analyze_video`);
+* :func:`open_source`: a camera, a video file or stream, an image file or a folder of images, read
+  in its own thread (live scoring).
 
 Every source reads in its own thread, so a slow frame in the scoring loop never
 blocks the camera (and a stalled camera never blocks the window):
@@ -25,12 +32,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotify_ml.exceptions import SourceError
+from emotify_ml.exceptions import InputError, SourceError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 """Files a folder source reads; anything else in the folder is ignored."""
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+"""Files batch scoring reads as videos (frame by frame, every ``stride``-th frame)."""
 
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
@@ -352,11 +362,116 @@ class ImageSource(FrameSource):
 
 def _read_image(path: Path) -> np.ndarray | None:
     try:
-        data = np.fromfile(str(path), np.uint8)  # imread cannot open non-ASCII paths on Windows
-    except OSError:
+        return read_image(path)
+    except InputError:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+def decode_image(data) -> np.ndarray:
+    """Decode image bytes (any format OpenCV reads) to an (H, W, 3) BGR uint8 frame.
+
+    Raises
+    ------
+    InputError
+        Empty, or not an image.
+    """
+    buffer = np.frombuffer(data, np.uint8) if len(data) else np.zeros(0, np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if image is None:
+        raise InputError("not an image OpenCV can decode" if buffer.size else "the file is empty")
     return image
+
+
+def read_image(path) -> np.ndarray:
+    """The image file ``path`` as an (H, W, 3) BGR uint8 frame (non-ASCII paths work on every OS).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is empty, or is not an image.
+    """
+    try:
+        data = np.fromfile(str(path), np.uint8)  # imread cannot open non-ASCII paths on Windows
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return decode_image(data)
+
+
+def load_image(image) -> np.ndarray:
+    """A picture given as a path, encoded bytes, or an (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) uint8 array, as BGR.
+
+    Raises
+    ------
+    InputError
+        Not a readable image, or an array of another shape or dtype.
+    """
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise InputError(f"image must be an (H, W) grey or (H, W, 3) BGR uint8 array; "
+                             f"got {image.dtype} array of shape {image.shape}")
+        return to_bgr(image)
+    if isinstance(image, (str, Path)) or hasattr(image, "__fspath__"):
+        return read_image(image)
+    raise InputError(f"image must be a path, encoded bytes or a uint8 array; got {type(image).__name__}")
+
+
+def video_frame_count(path) -> int:
+    """Frames a video says it has (0 when it cannot be opened or does not say)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
+def read_video(path, *, stride: int = 1, start: int = 0, end: int | None = None):
+    """Yield the frames ``start, ...`` of a video that are multiples of ``stride``, up to ``end`` (excluded).
+
+    Frames between are skipped without decoding (``grab``). Each :class:`Frame` has its index
+    in the video and its media time in seconds (NaN when the video gives no frame rate).
+
+    Parameters
+    ----------
+    path : str or path
+    stride : int
+        Keep frames 0, stride, 2*stride... (absolute indices, so ranges of one video agree).
+    start, end : int
+        The range ``[start, end)``; ``end`` None: to the end of the video.
+
+    Raises
+    ------
+    InputError
+        OpenCV cannot open the file, or (``start=0``) it has no decodable frame.
+    """
+    if not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1; got {stride!r}")
+    if not isinstance(start, (int, np.integer)) or start < 0 or (end is not None and end < start):
+        raise ValueError(f"start must be an int >= 0 and end None or >= start; got start={start!r}, end={end!r}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError("not a video OpenCV can open")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if start:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        index, n = start, 0
+        while end is None or index < end:
+            if index % stride:
+                if not cap.grab():
+                    break
+            else:
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                n += 1
+                yield Frame(index, index / fps if fps > 0 else float("nan"), to_bgr(image))
+            index += 1
+        if start == 0 and n == 0:
+            raise InputError("the video has no decodable frame")
+    finally:
+        cap.release()
 
 
 def to_bgr(image: np.ndarray) -> np.ndarray:

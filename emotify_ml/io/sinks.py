@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from emotify_ml.exceptions import OutputError
-from emotify_ml.labels import EMOTIONS
+from emotify_ml.scoring.faces import jsonable
 
 __all__ = ["OutputError", "JsonlWriter", "VideoWriter", "face_record"]
 
@@ -23,58 +23,48 @@ def _check_parent(path: Path, flag: str) -> Path:
     return path
 
 
-def face_record(result, face, class_names=EMOTIONS) -> dict:
-    """The JSON line of one face in one frame.
+def face_record(faces, face) -> dict:
+    """The JSON line of one face (a :class:`~emotify_ml.scoring.faces.Face`) of a frame's :class:`~emotify_ml.scoring.faces.Faces`.
 
     Keys: ``frame``, ``timestamp`` (s), ``image`` (file name, image sources only), ``track_id``,
     ``box`` (``[x, y, w, h]`` pixels), ``score`` (detector), ``proba`` (this frame, per class),
     ``smoothed`` (per class), ``label`` (smoothed arg-max), ``confidence``, ``raw_label``, and
     ``actions`` with ``--actions``.
     """
-    record = {"frame": int(result.index), "timestamp": round(float(result.timestamp), 4)}
-    if result.name is not None:
-        record["image"] = result.name
+    record = {"frame": int(faces.index), "timestamp": round(float(faces.timestamp), 4)}
+    if faces.name is not None:
+        record["image"] = faces.name
+    smoothed = face.smoothed if face.smoothed is not None else face.probabilities
     record.update({
-        "track_id": int(face.track_id),
+        "track_id": None if face.track_id is None else int(face.track_id),
         "box": [round(float(v), 1) for v in face.box],
-        "score": round(float(face.score), 4),
-        "proba": {name: round(float(p), 5) for name, p in zip(class_names, face.proba)},
-        "smoothed": {name: round(float(p), 5) for name, p in zip(class_names, face.smoothed)},
+        "score": None if np.isnan(face.score) else round(float(face.score), 4),
+        "proba": {name: round(float(p), 5) for name, p in face.probabilities.items()},
+        "smoothed": {name: round(float(p), 5) for name, p in smoothed.items()},
         "label": face.label,
         "confidence": round(face.confidence, 5),
         "raw_label": face.raw_label,
     })
     if face.actions is not None:
-        record["actions"] = _jsonable(face.actions)
+        record["actions"] = jsonable(face.actions)
     return record
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class JsonlWriter:
     """One JSON line per face per frame (see :func:`face_record`)."""
 
-    def __init__(self, path, class_names=EMOTIONS):
+    def __init__(self, path):
         self.path = _check_parent(path, "--jsonl")
-        self.class_names = class_names
         try:
             self._fh = open(self.path, "w", encoding="utf-8")
         except OSError as exc:
             raise OutputError(f"--jsonl {str(self.path)!r}: {exc.strerror or exc}") from None
         self.n_lines = 0
 
-    def write(self, result) -> None:
-        """Write the faces of one :class:`~emotify_ml.live.scorer.FrameResult`."""
-        for face in result.faces:
-            self._fh.write(json.dumps(face_record(result, face, self.class_names)) + "\n")
+    def write(self, faces) -> None:
+        """Write the faces of one frame (:class:`~emotify_ml.scoring.faces.Faces`)."""
+        for face in faces:
+            self._fh.write(json.dumps(face_record(faces, face)) + "\n")
             self.n_lines += 1
 
     def close(self) -> None:

@@ -19,13 +19,17 @@ import logging
 import signal
 import sys
 
+from emotify_ml.scoring.options import DETECTOR_KINDS, SMOOTHING_METHODS, ScoringOptions, StreamOptions
+
 PROG = "python -m emotify_ml.live"
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MODEL, EXIT_SOURCE, EXIT_OUTPUT, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 5, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
+    """The command-line interface (defaults: :mod:`emotify_ml.scoring.options`)."""
+    scoring, stream = ScoringOptions(), StreamOptions()
+    detector, smoothing, tracking = scoring.detector, stream.smoothing, stream.tracking
     p = argparse.ArgumentParser(
         prog=PROG, description="Score facial emotions live: a box per face with its smoothed emotion, "
         "a probability chart and FPS; or headless, to an annotated video and JSON lines.",
@@ -49,20 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--height", type=int, default=480, help="camera frame height to ask for (default: 480)")
 
     det = p.add_argument_group("face detection")
-    det.add_argument("--detector", choices=("yunet", "haar"), default="yunet", help="face detector (default: yunet; haar is a slower fallback without alignment)")
-    det.add_argument("--det-size", type=int, default=320,
+    det.add_argument("--detector", choices=DETECTOR_KINDS, default=detector.kind, help="face detector (default: %(default)s; haar is a slower fallback without alignment)")
+    det.add_argument("--det-size", type=int, default=detector.det_size,
                      help="longest side in pixels of the image the detector sees; bigger frames are shrunk for speed "
-                     "(default: 320; 0: the full frame)")
-    det.add_argument("--score-threshold", type=float, default=0.6, help="least YuNet face score (default: 0.6)")
-    det.add_argument("--margin", type=float, default=0.15, help="crop margin, as a fraction of the face box (default: 0.15, approximating the framing of FER-2013 crops)")
+                     "(default: %(default)s; 0: the full frame)")
+    det.add_argument("--score-threshold", type=float, default=detector.score_threshold, help="least YuNet face score (default: %(default)s)")
+    det.add_argument("--margin", type=float, default=scoring.margin, help="crop margin, as a fraction of the face box (default: %(default)s, approximating the framing of FER-2013 crops)")
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
 
     sm = p.add_argument_group("tracking and smoothing")
-    sm.add_argument("--smoothing", choices=("ema", "window", "none"), default="ema", help="temporal smoothing of each face's probabilities (default: ema)")
-    sm.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest frame; smaller is smoother and slower (default: 0.3)")
-    sm.add_argument("--window", type=int, default=8, help="frames averaged by --smoothing window (default: 8)")
-    sm.add_argument("--iou", type=float, default=0.3, help="least box overlap (IoU) to continue a track (default: 0.3)")
-    sm.add_argument("--max-missed", type=int, default=10, help="frames a face may be missed before its track ends (default: 10)")
+    sm.add_argument("--smoothing", choices=SMOOTHING_METHODS, default=smoothing.method, help="temporal smoothing of each face's probabilities (default: %(default)s)")
+    sm.add_argument("--alpha", type=float, default=smoothing.alpha, help="EMA weight of the newest frame; smaller is smoother and slower (default: %(default)s)")
+    sm.add_argument("--window", type=int, default=smoothing.window, help="frames averaged by --smoothing window (default: %(default)s)")
+    sm.add_argument("--iou", type=float, default=tracking.iou_threshold, help="least box overlap (IoU) to continue a track (default: %(default)s)")
+    sm.add_argument("--max-missed", type=int, default=tracking.max_missed, help="frames a face may be missed before its track ends (default: %(default)s)")
 
     misc = p.add_argument_group("other")
     misc.add_argument("--actions", action="store_true", help="also predict each person's action (emotify_ml.actions)")
@@ -158,36 +162,33 @@ def _fail(exc, code: int) -> int:
 
 
 def _components(args):
-    """Smoother, tracker and detector from the options (cheap: a bad value fails before the model loads)."""
-    from emotify_ml.detection import make_detector
-    from emotify_ml.scoring.smoothing import ProbabilitySmoother
-    from emotify_ml.scoring.face_tracks import IoUTracker
+    """Scoring and stream options, and the detector, from the flags (cheap: a bad value fails before the model loads)."""
+    from emotify_ml.scoring.options import DetectorOptions, SmoothingOptions, TrackingOptions
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be a positive int; got {args.max_frames}")
     if args.margin < 0:
         raise ValueError(f"--margin must be >= 0; got {args.margin}")
-    smoother = ProbabilitySmoother(method=args.smoothing, alpha=args.alpha, window=args.window)
-    tracker = IoUTracker(iou_threshold=args.iou, max_missed=args.max_missed)
-    det_kw = {"det_size": args.det_size or None}
-    if args.detector == "yunet":
-        det_kw["score_threshold"] = args.score_threshold
-    return smoother, tracker, make_detector(args.detector, **det_kw)
+    scoring = ScoringOptions(detector=DetectorOptions(args.detector, args.det_size or None, args.score_threshold),
+                             margin=args.margin, align=args.align).check()
+    stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),
+                           TrackingOptions(args.iou, args.max_missed)).check()
+    return scoring, stream, scoring.detector.make()
 
 
 def _score(args, parts, say):
-    from emotify_ml.live.app import Display, load_model, run_live
     from emotify_ml.io.frames import open_source
     from emotify_ml.io.sinks import JsonlWriter, VideoWriter
-    from emotify_ml.live.scorer import FrameScorer, load_action_predictor
+    from emotify_ml.live.app import Display, load_actions, load_model, run_live
+    from emotify_ml.scoring import FrameStep, Stream
 
-    smoother, tracker, detector = parts
+    scoring, stream_options, detector = parts
     display = Display() if args.display else None
     source = jsonl = video = None
     try:
         source = open_source(args.source, width=args.width, height=args.height)
         classifier = load_model(args.model, args.tracking_uri, say)
-        predictor = load_action_predictor() if args.actions else None
+        predictor = load_actions(stream_options.smoothing) if args.actions else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         video = VideoWriter(args.output, fps=source.fps or 30.0) if args.output else None
     except BaseException:
@@ -195,13 +196,12 @@ def _score(args, parts, say):
             if item is not None:
                 item.close()
         raise
-    say(f"source: {source.description}; detector: {detector!r}; smoothing: {smoother!r}"
+    stream = Stream(FrameStep(classifier, detector, scoring), stream_options, actions=predictor)
+    say(f"source: {source.description}; detector: {detector!r}; smoothing: {stream.smoother!r}"
         + ("; actions: on" if predictor is not None else ""))
     say("press q or Esc in the window to quit" if display else "press Ctrl-C to stop")
-    scorer = FrameScorer(detector, classifier, smoother=smoother, tracker=tracker, margin=args.margin, align=args.align,
-                         independent_frames=source.independent, action_predictor=predictor)
     pace = source.kind == "video" and (args.realtime or display is not None)
-    return run_live(source, scorer, display=display, video=video, jsonl=jsonl, max_frames=args.max_frames,
+    return run_live(source, stream, display=display, video=video, jsonl=jsonl, max_frames=args.max_frames,
                     bars=args.bars, pace=pace)
 
 

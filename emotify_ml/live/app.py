@@ -1,4 +1,5 @@
-"""The live loop: read frames (capture thread), score them, draw, show and write, until the source ends or the user quits."""
+"""The live loop: read frames (capture thread), score them (a :class:`~emotify_ml.scoring.stream.Stream`), draw, show
+and write, until the source ends or the user quits."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import cv2
 
-from emotify_ml.exceptions import OutputError
+from emotify_ml.exceptions import ModelNotFoundError, OutputError
 from emotify_ml.live.render import draw_faces, draw_status
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
@@ -93,7 +94,7 @@ class Display:
                 pass
 
 
-def run_live(source, scorer, *, display: Display | None = None, video=None, jsonl=None, max_frames: int | None = None,
+def run_live(source, stream, *, display: Display | None = None, video=None, jsonl=None, max_frames: int | None = None,
              bars: bool = True, pace: bool = False, status: bool = True, draw: bool | None = None,
              on_result=None) -> RunSummary:
     """Score every frame of ``source`` until it ends, the user quits, or ``max_frames``.
@@ -102,7 +103,8 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
     ----------
     source : :class:`~emotify_ml.io.frames.FrameSource`
         Read in its own thread; closed on return.
-    scorer : :class:`~emotify_ml.live.scorer.FrameScorer`
+    stream : :class:`~emotify_ml.scoring.stream.Stream`
+        Scores each frame (tracks, smoothing, actions); its flicker meter gives the summary's ``flicker``.
     display : Display, optional
         Show each annotated frame; ``q`` or Esc (or closing the window) stops. For image
         sources, each image waits for a key.
@@ -121,7 +123,7 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
     draw : bool, optional
         Draw the overlay; None (default) draws only when there is a display or a video to show it.
     on_result : callable, optional
-        Called with each :class:`~emotify_ml.live.scorer.FrameResult`.
+        Called with each frame's :class:`~emotify_ml.scoring.faces.Faces`.
 
     Returns
     -------
@@ -137,7 +139,7 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
     fps = None
     start = last = None
     try:
-        scorer.warm_up()
+        stream.warm_up()
         while True:
             frame = source.read(timeout=read_timeout)
             if frame is None:
@@ -149,13 +151,14 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
                 delay = frame.timestamp - (now - start)
                 if delay > 0:
                     time.sleep(delay)
-            result = scorer.score(frame.image, frame.index, frame.timestamp, frame.name)
+            result = stream.update(frame.image, index=frame.index, timestamp=frame.timestamp, name=frame.name,
+                                   independent=source.independent)
             t = time.perf_counter()
             image = frame.image
             if draw:
-                draw_faces(image, result, scorer.class_names, bars=bars)
+                draw_faces(image, result, bars=bars)
                 if status:
-                    draw_status(image, fps, result.timings, len(result.faces))
+                    draw_status(image, fps, result.timings, len(result))
             result.timings["draw"] = (time.perf_counter() - t) * 1000.0
             if jsonl is not None:
                 jsonl.write(result)
@@ -164,7 +167,7 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
             if on_result is not None:
                 on_result(result)
             summary.frames += 1
-            summary.faces += len(result.faces)
+            summary.faces += len(result)
             for stage, ms in result.timings.items():
                 totals[stage] = totals.get(stage, 0.0) + ms
             end = time.perf_counter()
@@ -191,7 +194,7 @@ def run_live(source, scorer, *, display: Display | None = None, video=None, json
         summary.seconds = round(last - start, 4)
         summary.fps = round(summary.frames / summary.seconds, 2) if summary.seconds > 0 else 0.0
         summary.stage_ms = {k: round(v / summary.frames, 3) for k, v in totals.items()}
-    summary.flicker = scorer.flicker.summary()
+    summary.flicker = stream.flicker.summary()
     return summary
 
 
@@ -229,3 +232,24 @@ def load_model(uri=None, tracking_uri=None, say=print):
         say(f"model: {source}")
     return model
 
+
+
+def load_actions(smoothing=None):
+    """The action predictor of ``--actions`` (imported only when asked for).
+
+    Parameters
+    ----------
+    smoothing : :class:`~emotify_ml.scoring.options.SmoothingOptions`, optional
+        Smooth each person's actions like the emotions (the stream's settings).
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``emotify_ml.actions.live`` cannot be imported in this install.
+    """
+    try:
+        from emotify_ml.actions.live import load_action_predictor
+    except ImportError as exc:
+        raise ModelNotFoundError(f"--actions needs the action predictor (emotify_ml.actions.live), which cannot be "
+                                 f"imported here: {exc}") from None
+    return load_action_predictor() if smoothing is None else load_action_predictor(smoothing=smoothing.make())

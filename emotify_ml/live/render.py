@@ -41,14 +41,15 @@ def draw_bars(image, proba, origin, class_names=EMOTIONS, width: int = 70, bar_h
                           EMOTION_COLOURS.get(name, (0, 255, 0)), -1)
 
 
-def draw_faces(image: np.ndarray, result, class_names=EMOTIONS, bars: bool = True) -> np.ndarray:
-    """Draw every face of a :class:`~emotify_ml.live.scorer.FrameResult` onto ``image`` (in place) and return it."""
+def draw_faces(image: np.ndarray, faces, bars: bool = True) -> np.ndarray:
+    """Draw every face of a frame's :class:`~emotify_ml.scoring.faces.Faces` onto ``image`` (in place) and return it."""
     h, w = image.shape[:2]
-    for face in result.faces:
+    for face in faces:
         x, y, bw, bh = (int(round(v)) for v in face.box)
         colour = EMOTION_COLOURS.get(face.label, (0, 255, 0))
         cv2.rectangle(image, (x, y), (x + bw, y + bh), colour, 2)
-        _text(image, f"{face.label} {face.confidence:.0%}  #{face.track_id}", (x, max(y - 6, 14)),
+        track = "" if face.track_id is None else f"  #{face.track_id}"
+        _text(image, f"{face.label} {face.confidence:.0%}{track}", (x, max(y - 6, 14)),
               scale=0.55, colour=colour)
         if face.actions:
             top = face.actions.get("actions") or []
@@ -64,7 +65,8 @@ def draw_faces(image: np.ndarray, result, class_names=EMOTIONS, bars: bool = Tru
         if bars:
             chart_w = 104
             bx = x + bw + 6 if x + bw + 6 + chart_w <= w else max(x - chart_w - 6, 0)
-            draw_bars(image, face.smoothed, (bx, max(y, 0)), class_names)
+            shown = face.smoothed if face.smoothed is not None else face.probabilities
+            draw_bars(image, list(shown.values()), (bx, max(y, 0)), tuple(shown))
     return image
 
 
