@@ -8,6 +8,8 @@ logged, and loaded by live and batch scoring::
 
 from __future__ import annotations
 
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -60,7 +62,7 @@ def build_pipeline(*, features=None, classifier, scale: bool = True, face_size: 
 
 def make_svm(*, C: float = 1.0, kernel: str = "linear", n_components: int = 2000, gamma=None,
              class_weight=None, calibration_cv: int = 3, calibration_ensemble: bool = False, max_iter: int = 5000,
-             random_state: int = 0):
+             logit_adjust: float = 0.0, random_state: int = 0):
     """A linear SVM, or an RBF SVM approximated with Nystroem features, calibrated to give probabilities.
 
     An exact RBF ``SVC`` over 28k faces costs minutes to fit and ~13 ms per face to
@@ -80,6 +82,9 @@ def make_svm(*, C: float = 1.0, kernel: str = "linear", n_components: int = 2000
     calibration_ensemble : bool
         Keep one SVM per fold (True) or, as by default, calibrate on out-of-fold margins and
         keep a single SVM fitted on all data: the same calibration at a third of the scoring cost.
+    logit_adjust : float
+        Post-hoc logit adjustment (:class:`LogitAdjusted`) with this ``tau``; 0 leaves the
+        calibrated probabilities as they are.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import LinearSVC
@@ -88,12 +93,65 @@ def make_svm(*, C: float = 1.0, kernel: str = "linear", n_components: int = 2000
         raise ValueError(f"kernel must be 'linear' or 'rbf'; got {kernel!r}")
     svm = LinearSVC(C=C, class_weight=class_weight, max_iter=max_iter, random_state=random_state, dual="auto")
     clf = CalibratedClassifierCV(svm, cv=calibration_cv, method="sigmoid", ensemble=calibration_ensemble)
+    if logit_adjust:
+        clf = LogitAdjusted(clf, tau=logit_adjust)
     if kernel == "linear":
         return clf
     from sklearn.kernel_approximation import Nystroem
 
     kernel_map = Nystroem(kernel="rbf", gamma=gamma, n_components=n_components, random_state=random_state)
     return Pipeline([("kernel", kernel_map), ("svm", clf)])
+
+
+class LogitAdjusted(ClassifierMixin, BaseEstimator):
+    """A probabilistic classifier whose probabilities are divided by the training class prior to the power ``tau``.
+
+    Post-hoc logit adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021):
+    ``p'(c | x) ∝ p(c | x) / prior(c) ** tau``. With ``tau=1`` a calibrated ``p(c | x)`` becomes the
+    posterior under balanced classes, so rare classes (disgust: 1.5 % of FER-2013's training faces)
+    are predicted as often as their evidence warrants, not as rarely as the training set holds them.
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_proba``
+        Fitted on a clone in :meth:`fit`.
+    tau : float, default=1.0
+        Strength of the adjustment; 0 leaves the probabilities unchanged.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = np.r_[np.zeros((9, 1)), np.ones((1, 1))], np.r_[np.zeros(9), np.ones(1)]
+    >>> model = LogitAdjusted(LogisticRegression(), tau=1.0).fit(X, y)
+    >>> model.prior_.round(2).tolist()
+    [0.9, 0.1]
+    """
+
+    def __init__(self, estimator=None, *, tau: float = 1.0):
+        self.estimator = estimator
+        self.tau = tau
+
+    def fit(self, X, y, **fit_params):
+        if self.estimator is None or not hasattr(self.estimator, "predict_proba"):
+            raise ValueError(f"estimator must be a classifier with predict_proba; got {self.estimator!r}")
+        if not float(self.tau) >= 0.0:
+            raise ValueError(f"tau must be >= 0; got {self.tau!r}")
+        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        self.classes_ = self.estimator_.classes_
+        y = np.asarray(y)
+        counts = np.array([np.sum(y == c) for c in self.classes_], dtype=np.float64)
+        self.prior_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "prior_")
+        proba = np.asarray(self.estimator_.predict_proba(X), np.float64) / self.prior_ ** float(self.tau)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 def make_gbm(*, learning_rate: float = 0.1, max_iter: int = 300, max_leaf_nodes: int = 31,
