@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from emotify_ml.exceptions import DataError, DataNotFoundError
+from emotify_ml.io.frames import IMAGE_SUFFIXES
 from emotify_ml.labels import EMOTION_TO_INDEX, EMOTIONS
 
 LABELS_FILE = "labels.csv"
 IMAGES_DIR = "images"
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-"""Files a class folder contributes; anything else is ignored."""
+PHOTO_SUFFIXES = IMAGE_SUFFIXES
+"""Files a class folder contributes (the image files of :mod:`emotify_ml.io.frames`); anything else is ignored."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,12 @@ class PhotoSet:
         DataError
             The file is empty or not an image OpenCV can decode (named).
         """
-        from emotify_ml.batch import decode_image
         from emotify_ml.exceptions import InputError
+        from emotify_ml.io.frames import read_image
 
         path = Path(self.paths[i])
         try:
-            return decode_image(path.read_bytes())
+            return read_image(path)
         except InputError as exc:
             raise DataError(f"cannot read photo {str(path)!r}: {exc}") from None
 
