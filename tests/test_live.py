@@ -71,8 +71,8 @@ def test_crop_faces_with_eyes_and_channels():
     out = crop_faces(frame, [(270, 190, 100, 100)], eyes=eyes[None])
     assert out.shape == (1, 48, 48) and out.dtype == np.uint8
     bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    assert crop_face(bgr, (270, 190, 100, 100), eyes=eyes).shape == (130, 130, 3)
-    assert crop_face(bgr[..., :1], (270, 190, 100, 100), eyes=eyes).shape == (130, 130, 1)
+    assert crop_face(bgr, (270, 190, 100, 100), margin=0.15, eyes=eyes).shape == (130, 130, 3)
+    assert crop_face(bgr[..., :1], (270, 190, 100, 100), margin=0.15, eyes=eyes).shape == (130, 130, 1)
     with pytest.raises(InputError, match="one \\(2, 2\\) pair per box"):
         crop_faces(frame, [(270, 190, 100, 100)], eyes=np.zeros((2, 2, 2)))
 

@@ -1,0 +1,153 @@
+"""Where YuNet puts the face box and the eyes on FER-2013 training faces: the framing the crop must copy.
+
+Each 48x48 training face is upscaled (``--scale``, 4: 192 px), padded on every side by
+half its size (edge pixels replicated, so the detector sees context rather than a cut-off
+face at the border), and given to the product's detector (:func:`emotify_ml.detection.make_detector`,
+YuNet, ``det_size=None`` so it sees every pixel). Box and landmarks are mapped back to the
+48-px frame of the original face; in units of the box, the FER-2013 crop (the whole 48x48
+image) is then
+
+- ``side / max(w, h)``: how much bigger than the box the crop is (``1 + 2 * margin``);
+- ``(crop centre - box centre) / h`` vertically and ``/ w`` horizontally: the centre offset.
+
+The medians are the defaults of :mod:`emotify_ml.features.preprocessing` (``DEFAULT_MARGIN``,
+``DEFAULT_SHIFT_Y``). Eye positions and the eye-line tilt are reported too.
+
+    python benchmarks/framing.py [--root ../shared/data/fer2013] [--n 3000] [--scale 4]
+
+Prints a table and writes ``benchmarks/results/framing.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def measure(faces: np.ndarray, *, scale: int = 4, pad: float = 0.5, detector=None) -> dict[str, np.ndarray]:
+    """Box and landmarks of each face in its own 48-px coordinates (NaN rows where no face was found).
+
+    Parameters
+    ----------
+    faces : (N, S, S) uint8 grey faces
+    scale : int
+        Upscaling factor before detection.
+    pad : float
+        Padding on each side, as a fraction of the upscaled side (replicated border).
+    detector : object with ``detect``, optional
+        Default: YuNet with ``det_size=None``.
+    """
+    from emotify_ml.detection import make_detector
+
+    detector = detector or make_detector("yunet", det_size=None)
+    n, side = len(faces), faces.shape[1]
+    big = side * scale
+    p = int(round(big * pad))
+    boxes = np.full((n, 4), np.nan)
+    marks = np.full((n, 5, 2), np.nan)
+    scores = np.full(n, np.nan)
+    for i, face in enumerate(faces):
+        up = cv2.resize(face, (big, big), interpolation=cv2.INTER_CUBIC)
+        frame = cv2.copyMakeBorder(up, p, p, p, p, cv2.BORDER_REPLICATE)
+        found = detector.detect(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        if not len(found):
+            continue
+        k = int(np.argmax(found.scores))
+        box = found.boxes[k].astype(np.float64)
+        boxes[i] = [(box[0] - p) / scale, (box[1] - p) / scale, box[2] / scale, box[3] / scale]
+        marks[i] = (found.landmarks[k].astype(np.float64) - p) / scale
+        scores[i] = found.scores[k]
+    return {"boxes": boxes, "landmarks": marks, "scores": scores}
+
+
+def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> dict[str, dict]:
+    """Per-measure quantiles of the crop relative to the box, and of the eyes relative to the crop."""
+    ok = ~np.isnan(boxes[:, 0])
+    b, lm = boxes[ok], landmarks[ok]
+    x, y, w, h = b.T
+    size = np.maximum(w, h)
+    eye_mid = lm[:, :2].mean(1)
+    eye_dist = np.linalg.norm(lm[:, 1] - lm[:, 0], axis=1)
+    tilt = np.degrees(np.arctan2(lm[:, 1, 1] - lm[:, 0, 1], lm[:, 1, 0] - lm[:, 0, 0]))
+    measures = {
+        "box_w_over_side": w / side,
+        "box_h_over_side": h / side,
+        "box_h_over_w": h / w,
+        "crop_side_over_box": side / size,
+        "margin": (side / size - 1.0) / 2.0,
+        "shift_x_over_w": (side / 2 - (x + w / 2)) / w,
+        "shift_y_over_h": (side / 2 - (y + h / 2)) / h,
+        "eye_mid_x_over_side": eye_mid[:, 0] / side,
+        "eye_mid_y_over_side": eye_mid[:, 1] / side,
+        "eye_dist_over_side": eye_dist / side,
+        "eye_tilt_deg": tilt,
+        "abs_eye_tilt_deg": np.abs(tilt),
+    }
+    out = {}
+    for name, v in measures.items():
+        q = np.percentile(v, [10, 25, 50, 75, 90])
+        out[name] = {"mean": float(v.mean()), "p10": float(q[0]), "p25": float(q[1]), "median": float(q[2]),
+                     "p75": float(q[3]), "p90": float(q[4])}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "fer2013"))
+    parser.add_argument("--n", type=int, default=3000, help="training faces, a seeded stratified sample")
+    parser.add_argument("--scale", type=int, nargs="+", default=[4], help="upscaling factors (48 -> 48*scale px)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(RESULTS / "framing.json"))
+    args = parser.parse_args(argv)
+
+    from emotify_ml.data import load_fer2013
+    from emotify_ml.features import preprocessing
+    from emotify_ml.labels import EMOTIONS, TRAIN
+
+    train = load_fer2013(args.root).split(TRAIN)
+    rng = np.random.default_rng(args.seed)
+    idx = np.sort(rng.choice(len(train), size=min(args.n, len(train)), replace=False))
+    faces, labels = train.images[idx], train.labels[idx]
+    result = {"root": args.root, "n_faces": int(len(idx)), "seed": args.seed, "padding": "0.5 of the upscaled side, "
+              "replicated border", "detector": "YuNet (emotify_ml.detection), det_size=None, score_threshold=0.6",
+              "by_scale": {}}
+    for scale in args.scale:
+        t0 = time.perf_counter()
+        m = measure(faces, scale=scale)
+        found = ~np.isnan(m["boxes"][:, 0])
+        stats = framing_stats(m["boxes"], m["landmarks"], faces.shape[1])
+        per_class = {EMOTIONS[c]: float(found[labels == c].mean()) for c in range(len(EMOTIONS)) if (labels == c).any()}
+        result["by_scale"][str(scale)] = {"face_px": int(faces.shape[1] * scale), "detected": float(found.mean()),
+                                          "detected_by_class": per_class, "seconds": time.perf_counter() - t0,
+                                          "stats": stats}
+        print(f"\nscale x{scale} ({faces.shape[1] * scale} px): face found in {found.mean():.1%} of {len(idx)} "
+              f"training faces ({time.perf_counter() - t0:.0f} s)")
+        print(f"| measure | p10 | p25 | median | p75 | p90 |\n|---|---:|---:|---:|---:|---:|")
+        for name, s in stats.items():
+            print(f"| {name} | {s['p10']:.3f} | {s['p25']:.3f} | {s['median']:.3f} | {s['p75']:.3f} | {s['p90']:.3f} |")
+    ref = result["by_scale"][str(args.scale[0])]["stats"]
+    result["derived"] = {"margin": round(ref["margin"]["median"], 3), "shift_y": round(ref["shift_y_over_h"]["median"], 3),
+                         "shift_x": round(ref["shift_x_over_w"]["median"], 3)}
+    result["defaults_in_code"] = {"margin": preprocessing.DEFAULT_MARGIN,
+                                  "shift_y": getattr(preprocessing, "DEFAULT_SHIFT_Y", 0.0)}
+    print(f"\nderived crop: margin {result['derived']['margin']} (side = {1 + 2 * result['derived']['margin']:.2f} x "
+          f"the box), centre shifted by {result['derived']['shift_y']} x the box height "
+          f"(horizontal {result['derived']['shift_x']}); in code now: {result['defaults_in_code']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
