@@ -1,0 +1,368 @@
+"""The server's one adapter over the scoring core: a frame in, face records out.
+
+The HTTP routes and the websocket never touch detectors, crops or models: they call
+
+* :meth:`Engine.analyze` for a stateless request (one picture: a
+  :class:`~emotify_ml.scoring.FrameStep`, no tracking or smoothing);
+* :meth:`Engine.open_stream` for a websocket connection or a video upload: a fresh
+  :class:`~emotify_ml.scoring.Stream` (its own tracks, smoothing and action smoothing), so a
+  new connection starts clean;
+* :class:`VideoReader` for the frames of an uploaded video (stride, maximum duration).
+
+Both return the scoring core's face records (:meth:`emotify_ml.scoring.Faces.to_records`):
+``box`` ``[x, y, w, h]``, ``score``, ``landmarks``, ``probabilities`` ``{label: p}`` (this
+frame's), ``label``, and for streams ``track_id`` and ``smoothed``; ``actions`` when asked for.
+
+The engine is shared by the worker threads of the server's pool. The model is shared (its
+``predict_proba`` is thread-safe); each worker thread has its own frame step and face detector
+(OpenCV's ``FaceDetectorYN`` keeps per-call state), and the action predictor, loaded on first
+use, is called under a lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emotify_ml.exceptions import InputError, SourceError
+from emotify_ml.labels import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``GET /v1/model`` reports and the start-up line prints.
+
+    Attributes
+    ----------
+    name : str
+        Registered model name, or a short name of the folder.
+    version : str or None
+        Registry version (None for a model that was never registered).
+    classes : tuple of str
+    runtime : str
+        The model's own ``runtime`` (``"keras"``, ``"litert-int8"``...), else ``"keras"`` for a
+        pipeline with a CNN feature step and ``"sklearn"`` without.
+    source : str
+        ``"champion"``, ``"shipped"`` or ``"given"`` (``--model``).
+    uri : str
+        The exact URI or folder it was loaded from.
+    """
+
+    name: str
+    version: str | None
+    classes: tuple[str, ...] = EMOTIONS
+    runtime: str = "sklearn"
+    source: str = "given"
+    uri: str = "<in memory>"
+
+    def describe(self) -> str:
+        """One line, e.g. ``shipped model .../emotion (emotify-emotion v3, keras)``."""
+        version = f" v{self.version}" if self.version else ""
+        return f"{self.source} model {self.uri} ({self.name}{version}, {self.runtime})"
+
+
+class Engine:
+    """Score frames for the server.
+
+    Parameters
+    ----------
+    model : object with ``predict_proba(faces) -> (N, 7)``
+        An emotion model (:func:`emotify_ml.load_emotion_model`).
+    info : ModelInfo, optional
+        Described from the model when omitted.
+    scoring : ScoringOptions, optional
+        Default: :class:`~emotify_ml.scoring.ScoringOptions` with ``detect="always"`` (a picture
+        without a face has no face, never a whole-picture one).
+    stream : StreamOptions, optional
+        Tracking and smoothing of each stream (default: the scoring core's defaults).
+    detector_factory : callable, optional
+        ``detector_factory() -> detector``, called once per worker thread; default:
+        ``scoring.detector.make()``.
+    action_loader : callable, optional
+        ``action_loader() -> ActionPredictor``, called once, on the first request for actions;
+        default: :func:`emotify_ml.actions.live.load_action_predictor`.
+    """
+
+    def __init__(self, model, *, info: ModelInfo | None = None, scoring=None, stream=None, detector_factory=None,
+                 action_loader=None):
+        from emotify_ml.scoring.options import ScoringOptions, StreamOptions
+
+        self.model = model
+        self.info = info if info is not None else describe_model(model)
+        self.scoring = (scoring if scoring is not None else ScoringOptions(detect="always")).check()
+        self.stream_options = (stream if stream is not None else StreamOptions()).check()
+        self._detector_factory = detector_factory or self.scoring.detector.make
+        self._action_loader = action_loader
+        self._local = threading.local()
+        self._actions = None
+        self._actions_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+
+    def step(self):
+        """This thread's :class:`~emotify_ml.scoring.FrameStep` (own detector, shared model)."""
+        step = getattr(self._local, "step", None)
+        if step is None:
+            from emotify_ml.scoring.frame import FrameStep
+
+            step = self._local.step = FrameStep(self.model, self._detector_factory(), self.scoring)
+        return step
+
+    def actions(self):
+        """The shared action predictor, loaded on first use (raises ModelNotFoundError when it cannot be)."""
+        with self._load_lock:
+            if self._actions is None:
+                loader = self._action_loader
+                if loader is None:
+                    from emotify_ml.actions.live import load_action_predictor as loader
+                self._actions = loader()
+        return self._actions
+
+    # -- what the routes call ----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Score a blank frame once (graph tracing, allocations), so the first request is not slow."""
+        self.step().warm_up()
+
+    def analyze(self, frame: np.ndarray, *, actions: bool = False) -> tuple[list[dict], dict]:
+        """Faces of one picture, with no state kept: (records, per-stage milliseconds).
+
+        Raises
+        ------
+        InputError
+            The frame is not a BGR/grey uint8 image of at least 16x16 pixels.
+        """
+        if actions:
+            faces = self.open_stream(actions=True)._stream.update(frame, picture=True)
+        else:
+            faces = self.step().score(frame, picture=True)
+        records = [_stateless(record, actions) for record in faces.to_records()]
+        return records, dict(faces.timings)
+
+    def open_stream(self, *, actions: bool = False) -> "FaceStream":
+        """A fresh per-connection stream: its own tracks, smoothing and (``actions``) action smoothing."""
+        from emotify_ml.scoring.stream import Stream
+
+        predictor = _LockedActions(self.actions(), self._actions_lock, self.stream_options) if actions else None
+        return FaceStream(Stream(_ThreadStep(self), self.stream_options, actions=predictor))
+
+
+class FaceStream:
+    """Successive frames of one source (a websocket connection, an uploaded video).
+
+    Not thread-safe: feed it one frame at a time (from any thread).
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.frames = 0
+
+    def update(self, frame: np.ndarray, timestamp: float = 0.0) -> tuple[list[dict], dict]:
+        """Faces of the next frame with track ids and smoothed probabilities: (records, ms per stage)."""
+        faces = self._stream.update(frame, index=self.frames, timestamp=timestamp)
+        self.frames += 1
+        asked = self._stream.actions is not None
+        records = faces.to_records()
+        for record in records:
+            record.pop("source", None)
+            if not asked:
+                record.pop("actions", None)
+        return records, dict(faces.timings)
+
+    def reset(self) -> None:
+        """Forget every track (the next frame starts clean)."""
+        self._stream.reset()
+
+    @property
+    def flicker(self) -> dict:
+        """Label changes per second of face time, raw and smoothed."""
+        return self._stream.flicker.summary()
+
+
+def _stateless(record: dict, actions: bool) -> dict:
+    for key in ("source", "track_id", "smoothed"):
+        record.pop(key, None)
+    if not actions:
+        record.pop("actions", None)
+    return record
+
+
+class _ThreadStep:
+    """Stands in for a frame step: each call uses the calling thread's own step (and detector)."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine.step(), name)
+
+
+class _LockedActions:
+    """The shared action predictor, called under a lock, with this caller's own smoothing state.
+
+    The pose estimator is reset before each frame, so one connection's body track never
+    leaks into another's.
+    """
+
+    def __init__(self, predictor, lock, options):
+        self._predictor = predictor
+        self._lock = lock
+        self.smoothing = options.smoothing.make()
+        self.last_timings: dict[str, float] = {}
+
+    def predict(self, frame, boxes, proba, track_ids=None):
+        with self._lock:
+            mine = copy.copy(self._predictor)
+            if hasattr(mine, "smoothing"):
+                mine.smoothing = self.smoothing
+            reset = getattr(getattr(mine, "pose_estimator", None), "reset", None)
+            if reset is not None:
+                reset()
+            results = mine.predict(frame, boxes, proba, track_ids=track_ids)
+            self.last_timings = dict(getattr(mine, "last_timings", {}) or {})
+        return results
+
+    def forget(self, track_ids) -> None:
+        self.smoothing.forget(track_ids)
+
+    def reset(self) -> None:
+        self.smoothing.reset()
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+def describe_model(model, *, source: str = "given") -> ModelInfo:
+    """A :class:`ModelInfo` from the model's own attributes (``name``, ``version``, ``runtime``, ``source``),
+    else from its URI and the ``provenance.json`` of a shipped model folder."""
+    import json
+
+    uri = str(getattr(model, "source", None) or "<in memory>")
+    version = getattr(model, "version", None)
+    name = getattr(model, "name", None)
+    provenance = Path(uri) / "provenance.json" if uri != "<in memory>" else None
+    if (name is None or version is None) and provenance is not None and provenance.is_file():
+        try:
+            registered = str(json.loads(provenance.read_text(encoding="utf-8")).get("registered_version") or "")
+        except (OSError, ValueError):
+            registered = ""
+        if "/" in registered:
+            reg_name, reg_version = registered.rsplit("/", 1)
+            name, version = name or reg_name, version or reg_version
+    if name is None:
+        if uri.startswith("models:/"):
+            name = uri[len("models:/"):].split("/")[0].split("@")[0]
+        else:
+            name = Path(uri).name or uri
+    classes = next((c for c in (getattr(model, "classes_", None), getattr(model, "class_names", None)) if c is not None),
+                   EMOTIONS)
+    classes = tuple(str(c) for c in classes)
+    return ModelInfo(name=str(name), version=None if version is None else str(version), classes=classes,
+                     runtime=str(getattr(model, "runtime", None) or _runtime(model)), source=source, uri=uri)
+
+
+def _runtime(model) -> str:
+    pipeline = getattr(model, "pipeline", None)
+    steps = getattr(pipeline, "steps", None) or []
+    names = " ".join(type(step).__name__ for _, step in steps)
+    return "keras" if "CNN" in names or "Backbone" in names else "sklearn"
+
+
+def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None) -> Engine:
+    """Load the model (``model_uri``; default the champion, else the shipped model) into an :class:`Engine`.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No model at ``model_uri``, or neither a champion nor a shipped model.
+    """
+    from emotify_ml.paths import PACKAGE_DIR
+
+    try:  # the model contract (emotify_ml.models); the old emotify_ml.model until it has landed
+        from emotify_ml.models.loading import load_emotion_model
+    except ImportError:
+        from emotify_ml.model import load_emotion_model
+    model = load_emotion_model(model_uri, tracking_uri=tracking_uri)
+    uri = str(getattr(model, "source", "") or "")
+    shipped = PACKAGE_DIR / "models" / "shipped" / "emotion"
+    if model_uri is not None:
+        source = "given"
+    elif uri and Path(uri).exists() and Path(uri).resolve() == shipped.resolve():
+        source = "shipped"
+    else:
+        source = "champion"
+    return Engine(model, info=describe_model(model, source=source), scoring=scoring, stream=stream)
+
+
+# -- videos ---------------------------------------------------------------------------------------------------
+class VideoReader:
+    """The frames of an uploaded video file, every ``stride``-th one, up to a maximum media time.
+
+    Opening reads the first frame, so a file that is not a decodable video fails before any
+    answer starts. :meth:`close` may be called from another thread while a frame is being read.
+
+    Raises
+    ------
+    SourceError
+        Not a video OpenCV can decode (the message never names the path).
+    """
+
+    def __init__(self, path):
+        import cv2
+
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        self._lock = threading.Lock()
+        self._cap = cv2.VideoCapture(str(path))
+        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
+        if not ok or first is None:
+            self._cap.release()
+            raise SourceError("not a video this server can decode (try MP4, WebM, AVI or MOV)")
+        self._first = first
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0.0 < fps < 1000.0 else 30.0
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.n_frames = n if n > 0 else None
+        self.width, self.height = int(first.shape[1]), int(first.shape[0])
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds, when the container says how many frames it has."""
+        return None if not self.n_frames else self.n_frames / self.fps
+
+    def frames(self, *, stride: int = 1, max_seconds: float | None = None):
+        """Yield ``(index, timestamp, frame_bgr)``; skipped frames are grabbed, not decoded."""
+        from emotify_ml.io.frames import to_bgr
+
+        if stride < 1:
+            raise InputError(f"stride must be >= 1; got {stride}")
+        index = 0
+        while True:
+            timestamp = index / self.fps
+            if max_seconds is not None and timestamp >= max_seconds:
+                return
+            with self._lock:
+                if self._cap is None:
+                    return
+                if index == 0:
+                    ok, frame = True, self._first
+                    self._first = None
+                elif index % stride == 0:
+                    ok, frame = self._cap.read()
+                else:
+                    ok, frame = self._cap.grab(), None
+            if not ok:
+                return
+            if frame is not None:
+                yield index, timestamp, to_bgr(frame)
+            index += 1
+
+    def close(self) -> None:
+        """Release the file (safe to call twice, and from another thread)."""
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
