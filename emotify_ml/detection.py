@@ -153,6 +153,9 @@ class YuNetDetector:
         _, faces = self._net.detect(small)
         if faces is None or len(faces) == 0:
             return Detections.empty()
+        faces = faces[_overlaps_frame(faces[:, :4], small.shape[1], small.shape[0])]
+        if len(faces) == 0:
+            return Detections.empty()
         coords = faces[:, :14].astype(np.float32) / np.float32(scale)  # back to frame pixels
         return Detections(boxes=np.ascontiguousarray(coords[:, :4]),
                           scores=np.ascontiguousarray(faces[:, 14], dtype=np.float32),
@@ -218,6 +221,14 @@ class HaarDetector:
 
     def __repr__(self) -> str:
         return f"HaarDetector(det_size={self.det_size}, min_neighbors={self.min_neighbors})"
+
+
+def _overlaps_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(K,) bool: the box's centre lies in the frame. YuNet can place a box wholly off a small image (seen on a 31x40
+    photo), which no crop can be cut from."""
+    cx = boxes[:, 0] + boxes[:, 2] / 2.0
+    cy = boxes[:, 1] + boxes[:, 3] / 2.0
+    return (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
 
 
 def _drop_nested(boxes: np.ndarray, overlap: float = 0.6) -> np.ndarray:

@@ -141,3 +141,11 @@ def test_haar_reports_a_face_once():
 
     boxes = np.array([[106, 64, 85, 85], [124, 96, 71, 71], [300, 50, 40, 40]], np.float32)
     assert _drop_nested(boxes).tolist() == [[106, 64, 85, 85], [300, 50, 40, 40]]
+
+
+def test_boxes_off_the_frame_are_dropped():
+    """YuNet can place a box wholly off a small photo (seen on a 31x40 one): no crop can be cut from it."""
+    from emotify_ml.detection import _overlaps_frame
+
+    boxes = np.array([[46.5, 19.5, 7.8, 28.1], [0, 0, 10, 10], [-8, -8, 10, 10], [25, 30, 10, 12], [5, 5, 0, 9]])
+    assert _overlaps_frame(boxes, 31, 40).tolist() == [False, True, False, True, False]
