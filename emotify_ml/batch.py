@@ -6,10 +6,10 @@ Both engines run the same code on the same units of work, so they write the same
    :class:`WorkItem` s: one per image, and one per *frame range* of each video (so a
    long video is spread over several workers).
 2. :class:`BatchScorer` scores a list of images (their bytes) or one video range:
-   decode → detect (:func:`emotify_ml.detection.make_detector`) → crop and align
-   (:func:`emotify_ml.features.preprocessing.crop_faces`, the crop of live scoring) →
-   classify (:class:`emotify_ml.live.scorer.FrameScorer`, batched) → one row per face
-   (:data:`COLUMNS`).
+   decode (:mod:`emotify_ml.io.frames`) → detect, align and crop
+   (:meth:`emotify_ml.scoring.FrameStep.locate`, the step of every app) → classify the
+   crops of a whole batch in one call (:meth:`~emotify_ml.scoring.FrameStep.classify`) →
+   one row per face (:data:`COLUMNS`).
 3. :func:`score_batch` skips the files already in the output (keyed by path, size and
    modification time), runs the engine, and appends parquet part files to the output folder.
 
@@ -17,9 +17,12 @@ A file that cannot be decoded becomes one row with an ``error`` and no probabili
 an image (or sampled video frame) without a face becomes one row with
 ``face_source = "none"``, so a re-run knows it was done.
 
+Options travel as one :class:`BatchOptions` (a :class:`~emotify_ml.scoring.options.ScoringOptions`
+with the batch settings) from the config to the engines:
+
 >>> summary = score_batch("photos/", "scores/", engine="local")          # doctest: +SKIP
 >>> summary = score_batch("videos/*.mp4", "scores/", engine="spark",     # doctest: +SKIP
-...                       spark_master="spark://head:7077", frame_stride=5)
+...                       spark=SparkOptions(master="spark://head:7077"), frame_stride=5)
 >>> pd.read_parquet("scores/")                                           # doctest: +SKIP
 
 Nothing runs at import: Spark, MLflow and the model are touched only when called.
@@ -34,29 +37,22 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
-from emotify_ml.exceptions import DataNotFoundError, InputError, OutputError
-from emotify_ml.features.preprocessing import DEFAULT_MARGIN, crop_faces
+from emotify_ml.exceptions import DataNotFoundError, OutputError
+from emotify_ml.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_image, read_video, video_frame_count
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.io.frames import IMAGE_SUFFIXES
 from emotify_ml.model import ResolvedModel, resolve_model
+from emotify_ml.scoring.options import ScoringOptions
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-"""Files scored as videos (frame by frame, every ``frame_stride``-th frame)."""
-
 ENGINES = ("local", "spark")
-DETECT_MODES = ("auto", "always", "never")
-"""``always``: faces come from the detector only. ``never``: each image (or video frame) is one
-face, as for already-cropped faces like FER-2013's 48x48 files. ``auto``: the detector, and the
-whole image when it finds nothing in an *image* (video frames without a face stay faceless)."""
 
 FACE_SOURCES = ("detector", "whole_image", "none")
 """Values of the ``face_source`` column (null on an error row)."""
@@ -189,15 +185,6 @@ def plan_work(files, *, frame_stride: int = 1, frames_per_item: int = 600, done=
     return items
 
 
-def video_frame_count(path) -> int:
-    """Frames a video says it has (0 when it cannot be opened or does not say)."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if cap.isOpened() else 0
-    finally:
-        cap.release()
-
-
 def done_keys(output) -> set[tuple[str, int, int]]:
     """Keys (:data:`KEY_COLUMNS`) of the files already in an output folder (empty when there is none)."""
     output = Path(output)
@@ -210,74 +197,105 @@ def done_keys(output) -> set[tuple[str, int, int]]:
     return set(zip(table["path"].astype(str), table["size"].astype("int64"), table["mtime_ms"].astype("int64")))
 
 
-# ----------------------------------------------------------------------------------------------- model
-
-# ----------------------------------------------------------------------------------------------- scoring
+# ----------------------------------------------------------------------------------------------- options
 
 @dataclass
-class ScoringOptions:
-    """How faces are found and cropped (plain values, so they travel to Spark executors).
+class SparkOptions:
+    """Where and how the Spark engine runs.
 
     Parameters
     ----------
-    detect : {"auto", "always", "never"}
-        See :data:`DETECT_MODES`.
-    detector : {"yunet", "haar"}
-    det_size : int or None
-        Longest side of the image the detector sees (see :class:`emotify_ml.detection.YuNetDetector`).
-    score_threshold : float
-        Minimum face score (YuNet).
-    margin : float
-        Crop margin around detector boxes (whole-image faces are cropped without margin).
-    align : bool
-        Level the eyes of detected faces (YuNet landmarks).
-    frame_stride : int
-        Score every ``frame_stride``-th video frame.
+    master : str
+        ``local[*]``, ``local[2]``, or a cluster URL (``spark://host:7077``, ``yarn``, ``k8s://...``).
+    partitions : int, optional
+        Image partitions (None: Spark's default parallelism x 4, at most one per batch).
+    local_dir : str, optional
+        Spark's scratch folder, warehouse and Derby home (None: a temporary folder, removed after).
+    conf : dict
+        More Spark settings (they win over the defaults of :func:`spark_session`).
     """
 
-    detect: str = "auto"
-    detector: str = "yunet"
-    det_size: int | None = 320
-    score_threshold: float = 0.6
-    margin: float = DEFAULT_MARGIN
-    align: bool = True
-    frame_stride: int = 1
+    master: str = "local[*]"
+    partitions: int | None = None
+    local_dir: str | None = None
+    conf: dict[str, Any] = field(default_factory=dict)
 
-    def check(self) -> "ScoringOptions":
-        if self.detect not in DETECT_MODES:
-            raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}; got {self.detect!r}")
-        _check_positive(frame_stride=self.frame_stride)
-        if not 0.0 <= float(self.margin) <= 1.0:
-            raise ValueError(f"margin must be in [0, 1]; got {self.margin!r}")
+
+@dataclass
+class BatchOptions(ScoringOptions):
+    """Everything a batch run needs, from the config to the engines: one typed object.
+
+    The scoring fields (``detect``, ``detector``, ``margin``, ``align``, ``runtime``) are those of
+    :class:`~emotify_ml.scoring.options.ScoringOptions`; ``python -m pipelines.score_batch`` builds this
+    object directly from its composed config (``experiments/score_batch.yaml``). Plain values,
+    so it travels to Spark executors.
+
+    Parameters
+    ----------
+    input : str or path or list
+        Folder (recursive), file, or glob of images and videos (see :func:`list_inputs`).
+    output : str or path
+        Parquet folder; rows are appended as part files (see :data:`COLUMNS`).
+    engine : {"local", "spark"}
+    model : str, optional
+        MLflow model URI or folder; None: the champion, else the shipped model (:func:`resolve_model`).
+    tracking : dict
+        The tracking store: ``uri`` (None: MLflow's current one) to resolve ``model`` and the champion in.
+    frame_stride : int
+        Score every ``frame_stride``-th video frame.
+    frames_per_item : int
+        Video frames per work item (see :func:`plan_work`).
+    batch_size : int
+        Images classified at once (and per part file with the local engine).
+    progress : bool
+        Show a progress bar (local engine).
+    spark : SparkOptions
+    """
+
+    input: Any = None
+    output: Any = None
+    engine: str = "local"
+    model: str | None = None
+    tracking: dict[str, Any] = field(default_factory=dict)
+    frame_stride: int = 1
+    frames_per_item: int = 600
+    batch_size: int = 256
+    progress: bool = True
+    spark: SparkOptions = field(default_factory=SparkOptions)
+
+    @property
+    def tracking_uri(self) -> str | None:
+        return (self.tracking or {}).get("uri")
+
+    def check(self) -> "BatchOptions":
+        super().check()
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        _check_positive(frame_stride=self.frame_stride, frames_per_item=self.frames_per_item,
+                        batch_size=self.batch_size)
         return self
 
+
+# ----------------------------------------------------------------------------------------------- scoring
 
 class BatchScorer:
     """Score images and video ranges into rows of :data:`COLUMNS`: the one function of both engines.
 
     Parameters
     ----------
-    classifier : :class:`emotify_ml.model.EmotionClassifier`
-    options : ScoringOptions
+    classifier : emotion model with ``predict_proba`` (:func:`emotify_ml.load_emotion_model`)
+    options : BatchOptions or ScoringOptions
+        How faces are found and cropped (and, for videos, ``frame_stride``).
     model : ResolvedModel
         Written in each row (``model_uri``, ``model_version``).
     """
 
     def __init__(self, classifier, options: ScoringOptions, model: ResolvedModel):
-        from emotify_ml.detection import make_detector
-        from emotify_ml.live.scorer import FrameScorer
+        from emotify_ml.scoring.frame import FrameStep
 
         self.options = options.check()
         self.model = model
-        detector = None
-        if options.detect != "never":
-            kwargs = {"det_size": options.det_size}
-            if options.detector == "yunet":
-                kwargs["score_threshold"] = options.score_threshold
-            detector = make_detector(options.detector, **kwargs)
-        # the live scorer's classification (same crops, same arithmetic); no tracking across independent images
-        self.frames = FrameScorer(detector, classifier, margin=options.margin, align=options.align,
-                                  independent_frames=True)
+        self.step = FrameStep(classifier, options=options)
 
     @classmethod
     def load(cls, model: ResolvedModel, options: ScoringOptions) -> "BatchScorer":
@@ -287,28 +305,24 @@ class BatchScorer:
         classifier = load_emotion_model(model.local_dir)
         return cls(classifier, options, model)
 
-    # one frame → face records (no classification yet)
-    def _faces(self, frame: np.ndarray, whole_image_fallback: bool):
+    def _faces(self, frame: np.ndarray, picture: bool):
         """``(crops (K, S, S), records)`` of one BGR frame; a faceless frame gives one ``none`` record."""
-        size = self.frames.face_size
-        h, w = frame.shape[:2]
-        if self.options.detect != "never":
-            found = self.frames.detector.detect(frame)
-            if len(found):
-                eyes = found.eyes if self.options.align else None
-                crops = crop_faces(frame, found.boxes, self.options.margin, size, eyes=eyes)
-                return crops, [{"face": k, "face_source": "detector", "x": float(b[0]), "y": float(b[1]),
-                                "w": float(b[2]), "h": float(b[3]), "det_score": float(s)}
-                               for k, (b, s) in enumerate(zip(found.boxes, found.scores))]
-            if not whole_image_fallback:
-                return np.zeros((0, size, size), np.uint8), [{"face_source": "none"}]
-        crops = crop_faces(frame, np.array([[0, 0, w, h]], np.float32), 0.0, size)
-        return crops, [{"face": 0, "face_source": "whole_image", "x": 0.0, "y": 0.0, "w": float(w), "h": float(h)}]
+        faces, crops = self.step.locate(frame, picture=picture)
+        if not len(faces):
+            return crops, [{"face_source": "none"}]
+        records = []
+        for k, (box, score, source) in enumerate(zip(faces.boxes, faces.scores, faces.sources)):
+            record = {"face": k, "face_source": source, "x": float(box[0]), "y": float(box[1]), "w": float(box[2]),
+                      "h": float(box[3])}
+            if source == "detector":
+                record["det_score"] = float(score)
+            records.append(record)
+        return crops, records
 
     def _rows(self, pending) -> pd.DataFrame:
         """Classify the crops of ``pending`` [(base row, crops, records)] in one batch and build the rows."""
         crops = [c for _, c, _ in pending if len(c)]
-        proba = self.frames.classify(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
+        proba = self.step.classify(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
         rows, k = [], 0
         names = np.asarray(EMOTIONS, dtype=object)
         for base, _, records in pending:
@@ -337,7 +351,7 @@ class BatchScorer:
                 if data is None:
                     data = Path(item.path).read_bytes()
                 frame = decode_image(data)
-                crops, records = self._faces(frame, whole_image_fallback=self.options.detect == "auto")
+                crops, records = self._faces(frame, picture=True)
             except Exception as exc:  # noqa: BLE001 - a bad file is a row, not a crash
                 pending.append((base, (), [{"error": _describe(exc)}]))
                 continue
@@ -347,50 +361,16 @@ class BatchScorer:
     def score_video(self, item: WorkItem) -> pd.DataFrame:
         """Score every ``frame_stride``-th frame of ``item``'s range ``[start, stop)`` of a video."""
         base = {"path": item.path, "size": item.size, "mtime_ms": item.mtime_ms, "kind": "video"}
-        stride = self.options.frame_stride
+        stride = getattr(self.options, "frame_stride", 1)
         pending = []
-        cap = cv2.VideoCapture(item.path)
         try:
-            if not cap.isOpened():
-                raise InputError("not a video OpenCV can open")
-            fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-            if item.start:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, item.start)
-            index = item.start
-            while item.stop is None or index < item.stop:
-                if index % stride:
-                    if not cap.grab():
-                        break
-                else:
-                    ok, frame = cap.read()
-                    if not ok or frame is None:
-                        break
-                    crops, records = self._faces(frame, whole_image_fallback=False)
-                    pending.append(({**base, "frame": index, "time_s": index / fps if fps > 0 else None},
-                                    crops, records))
-                index += 1
-            if item.start == 0 and not pending:
-                raise InputError("the video has no decodable frame")
+            for frame in read_video(item.path, stride=stride, start=item.start, end=item.stop):
+                crops, records = self._faces(frame.image, picture=False)
+                time_s = None if np.isnan(frame.timestamp) else frame.timestamp
+                pending.append(({**base, "frame": frame.index, "time_s": time_s}, crops, records))
         except Exception as exc:  # noqa: BLE001 - a bad file is a row, not a crash
             return self._rows([(base, (), [{"error": _describe(exc)}])])
-        finally:
-            cap.release()
         return self._rows(pending)
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode image bytes (any format OpenCV reads) to an (H, W, 3) BGR uint8 frame.
-
-    Raises
-    ------
-    InputError
-        Empty, or not an image.
-    """
-    buffer = np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
-    if image is None:
-        raise InputError("not an image OpenCV can decode" if buffer.size else "the file is empty")
-    return image
 
 
 def _describe(exc: BaseException) -> str:
@@ -511,7 +491,19 @@ def spark_session(master: str = "local[*]", *, app_name: str = "emotify-score-ba
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    # the Python workers of a local master are this interpreter, not the ``python3`` first on PATH (an
+    # unactivated venv): PySpark reads PYSPARK_PYTHON when the context starts, before spark.pyspark.python
+    pinned = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable} if master.startswith("local") else {}
+    previous = {name: os.environ.get(name) for name in pinned}
+    os.environ.update(pinned)
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -543,7 +535,7 @@ def worker_scorer(model: ResolvedModel, options: ScoringOptions, model_file: str
     ``SparkContext.addFile``; it is found with ``SparkFiles.get`` (a cluster's executors do
     not see the driver's disk).
     """
-    key = (model.uri, model_file, tuple(sorted(asdict(options).items())))
+    key = (model.uri, model_file, repr(options))
     if key not in _WORKER_SCORERS:
         local = model
         if model_file:
@@ -659,41 +651,25 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
             "errors": int(staged["error"].notna().sum())}
 
 
-def score_batch(input, output, *, engine: str = "local", model=None, tracking_uri=None, detect: str = "auto",
-                detector: str = "yunet", det_size: int | None = 320, score_threshold: float = 0.6,
-                margin: float = DEFAULT_MARGIN, align: bool = True, frame_stride: int = 1, frames_per_item: int = 600,
-                batch_size: int = 256, progress: bool = True, spark=None, spark_master: str = "local[*]",
-                spark_partitions: int | None = None, spark_local_dir=None, spark_conf: dict | None = None,
-                say=log.info) -> BatchSummary:
+def score_batch(input=None, output=None, *, options: BatchOptions | None = None, session=None, say=log.info,
+                **changes) -> BatchSummary:
     """Detect and score every face of the images and videos of ``input``; append rows to the parquet folder ``output``.
 
     Parameters
     ----------
-    input : str or path or list
-        Folder (recursive), file, or glob of images and videos (see :func:`list_inputs`).
-    output : str or path
-        Parquet folder; rows are appended as part files (see :data:`COLUMNS`). Files whose
-        key (path, size, mtime) is already there are skipped.
-    engine : {"local", "spark"}
-        In this process with a progress bar, or on Spark; the rows are the same.
-    model : str, optional
-        MLflow model URI or folder; None: the champion, else the shipped model (:func:`resolve_model`).
-    tracking_uri : str, optional
-        Tracking store for ``model`` and the champion.
-    detect, detector, det_size, score_threshold, margin, align, frame_stride
-        See :class:`ScoringOptions`.
-    frames_per_item : int
-        Video frames per work item (see :func:`plan_work`).
-    batch_size : int
-        Images classified at once (and per part file with the local engine).
-    progress : bool
-        Show a progress bar (local engine).
-    spark : SparkSession, optional
-        Use this session (its master wins); None: one is made from ``spark_master`` and stopped at the end.
-    spark_master, spark_partitions, spark_local_dir, spark_conf
-        See :func:`spark_session` and :func:`run_spark`. ``spark_local_dir`` None: a temporary folder.
+    input, output : str or path, optional
+        Set :attr:`BatchOptions.input` and :attr:`BatchOptions.output` (required, here or in ``options``).
+        Files whose key (path, size, mtime) is already in ``output`` are skipped.
+    options : BatchOptions, optional
+        Every setting (default: :class:`BatchOptions` ()).
+    session : SparkSession, optional
+        ``engine="spark"``: use this session (its master wins); None: one is made from
+        ``options.spark`` and stopped at the end.
     say : callable
         Receives one-line progress messages (model in use, files skipped).
+    **changes
+        :class:`BatchOptions` fields to replace, e.g. ``engine="spark"``, ``frame_stride=5``,
+        ``detect="never"``, ``spark=SparkOptions(master="local[2]")``.
 
     Returns
     -------
@@ -707,46 +683,51 @@ def score_batch(input, output, *, engine: str = "local", model=None, tracking_ur
         No model to score with.
     OutputError
         ``output`` cannot be read (to resume) or written.
+    ValueError
+        An option is out of range (one line naming it).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
-    _check_positive(batch_size=batch_size)
-    options = ScoringOptions(detect, detector, det_size, score_threshold, margin, align, frame_stride).check()
-    files = list_inputs(input)
-    output = Path(output).expanduser().resolve()
+    given = {k: v for k, v in (("input", input), ("output", output)) if v is not None}
+    options = replace(options if options is not None else BatchOptions(), **given, **changes).check()
+    for name in ("input", "output"):
+        if getattr(options, name) in (None, ""):
+            raise ValueError(f"{name} is required: python -m pipelines.score_batch input=<folder|glob|file> "
+                             "output=<parquet folder> (or score_batch(input, output))")
+    files = list_inputs(options.input)
+    output = Path(options.output).expanduser().resolve()
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {str(output)!r} exists and is not a folder")
     done = done_keys(output)
-    items = plan_work(files, frame_stride=frame_stride, frames_per_item=frames_per_item, done=done)
+    items = plan_work(files, frame_stride=options.frame_stride, frames_per_item=options.frames_per_item, done=done)
     todo_files = len({i.path for i in items})
-    summary = BatchSummary(engine=engine, files=todo_files, skipped=len(files) - todo_files, work_items=len(items),
-                           output=str(output))
-    resolved = resolve_model(model, tracking_uri=tracking_uri)
+    summary = BatchSummary(engine=options.engine, files=todo_files, skipped=len(files) - todo_files,
+                           work_items=len(items), output=str(output))
+    resolved = resolve_model(options.model, tracking_uri=options.tracking_uri)
     summary.model_uri, summary.model_version = resolved.uri, resolved.version
     say(f"model: {resolved.uri}" + (f" (version {resolved.version})" if resolved.version else "")
         + f"; {len(files)} files, {summary.skipped} already in {output}, {todo_files} to score")
     if not items:
         return summary
     t0 = time.perf_counter()
-    if engine == "local":
+    if options.engine == "local":
         t_load = time.perf_counter()
         scorer = BatchScorer.load(resolved, options)
         summary.extra["model_load_s"] = round(time.perf_counter() - t_load, 3)
-        counts = run_local(items, scorer, output, batch_size=batch_size, progress=progress)
+        counts = run_local(items, scorer, output, batch_size=options.batch_size, progress=options.progress)
     else:
-        own = spark is None
+        spark = options.spark
+        own = session is None
         if own:
-            scratch = spark_local_dir or tempfile.mkdtemp(prefix="emotify-spark-")
-            spark = spark_session(spark_master, local_dir=scratch, conf=spark_conf)
+            scratch = spark.local_dir or tempfile.mkdtemp(prefix="emotify-spark-")
+            session = spark_session(spark.master, local_dir=scratch, conf=spark.conf)
         try:
-            load_times = spark.sparkContext.accumulator([], _ListParam())
-            counts = run_spark(spark, items, resolved, options, output, partitions=spark_partitions,
-                               batch_size=batch_size, load_times=load_times)
+            load_times = session.sparkContext.accumulator([], _ListParam())
+            counts = run_spark(session, items, resolved, options, output, partitions=spark.partitions,
+                               batch_size=options.batch_size, load_times=load_times)
             summary.extra["model_load_s_per_worker"] = [round(s, 3) for s in load_times.value]
         finally:
             if own:
-                spark.stop()
-                if not spark_local_dir:
+                session.stop()
+                if not spark.local_dir:
                     shutil.rmtree(scratch, ignore_errors=True)
     summary.seconds = round(time.perf_counter() - t0, 3)
     summary.rows, summary.faces, summary.errors = counts["rows"], counts["faces"], counts["errors"]

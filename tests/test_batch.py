@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotify_ml.batch import (COLUMNS, ScoringOptions, BatchScorer, WorkItem, done_keys, list_inputs, plan_work,
-                              resolve_model, score_batch)
+from emotify_ml.batch import (COLUMNS, BatchOptions, BatchScorer, SparkOptions, WorkItem, done_keys, list_inputs,
+                              plan_work, resolve_model, score_batch)
 from emotify_ml.exceptions import DataNotFoundError, ModelNotFoundError
 from emotify_ml.labels import EMOTIONS
+from emotify_ml.scoring import ScoringOptions
 
 from .conftest import synthetic_faces
 
@@ -159,6 +160,11 @@ def test_inputs_plan_and_bad_arguments(inputs, model_dir, tmp_path):
         score_batch(inputs, tmp_path / "out", engine="dask", model=model_dir)
     with pytest.raises(ValueError, match="detect must be"):
         score_batch(inputs, tmp_path / "out", detect="sometimes", model=model_dir)
+    with pytest.raises(ValueError, match="output is required"):
+        score_batch(inputs, model=model_dir)
+    options = BatchOptions(input=str(inputs), output=str(tmp_path / "out"), model=model_dir, detect="never")
+    with pytest.raises(ValueError, match="frame_stride must be"):
+        score_batch(options=options, frame_stride=0)
     with pytest.raises(ModelNotFoundError, match="neither an existing folder"):
         score_batch(inputs, tmp_path / "out", model=str(tmp_path / "no_model"))
 
@@ -178,11 +184,12 @@ def test_champion_alias_is_resolved_to_its_version(model_dir, tracking_uri):
 
 def test_spark_gives_the_same_rows_as_local(spark, local_output, inputs, model_dir, tmp_path):
     out = tmp_path / "spark_scores"
-    summary = score_batch(inputs, out, engine="spark", spark=spark, model=model_dir, spark_partitions=2, **OPTIONS)
+    summary = score_batch(inputs, out, engine="spark", session=spark, model=model_dir, spark=SparkOptions(partitions=2),
+                          **OPTIONS)
     assert summary.rows == local_output[1].rows and summary.errors == 1
     assert len(summary.extra["model_load_s_per_worker"]) >= 1  # loaded once per Python worker, not per batch
     pd.testing.assert_frame_equal(rows(out), rows(local_output[0]))
     assert not list(out.glob("_staging-*"))
 
-    again = score_batch(inputs, out, engine="spark", spark=spark, model=model_dir, **OPTIONS)
+    again = score_batch(inputs, out, engine="spark", session=spark, model=model_dir, **OPTIONS)
     assert (again.files, again.skipped, again.rows) == (0, 6, 0)
