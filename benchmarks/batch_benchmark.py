@@ -81,7 +81,7 @@ def run_case(name, inputs, model, workdir: Path, spark, **options) -> dict:
     for engine in ("local", "spark"):
         out = workdir / f"{name}_{engine}"
         shutil.rmtree(out, ignore_errors=True)
-        summary = score_batch(inputs, out, engine=engine, model=model, progress=False, spark=spark,
+        summary = score_batch(inputs, out, engine=engine, model=model, progress=False, session=spark,
                               say=lambda m: print(m, flush=True), **options)
         outputs[engine] = out
         result[engine] = summary.as_dict()
