@@ -58,7 +58,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from emotify_ml.actions.fusion import fuse, load_action_prior
-    from emotify_ml.actions.pipeline import LEG_JOINTS, load_action_model, set_n_jobs
+    from emotify_ml.actions.estimators import LEG_JOINTS
+    from emotify_ml.actions.threads import set_n_jobs
+    from emotify_ml.models import load_action_model
     from emotify_ml.actions.pose_features import as_joints
     from emotify_ml.data.mpii import load_mpii_splits
     from emotify_ml.evaluation import baseline_probabilities, evaluate
@@ -91,7 +93,7 @@ def main(argv=None) -> int:
                   f"not {splits.identity['path']} ({splits.identity['sha256'][:12]}…); its {args.split} split "
                   "would overlap the training rows. Pass --data with the MPII csv it was trained on.", file=sys.stderr)
             return 2
-        set_n_jobs(model.model, 1)  # as the live loop scores it
+        set_n_jobs(model.estimator, 1)  # as the live loop scores it
         t0 = time.perf_counter()
         proba = model.predict_proba(X)
         seconds = time.perf_counter() - t0
@@ -145,9 +147,9 @@ def main(argv=None) -> int:
 def _training_data_hash(uri) -> str | None:
     """sha256 of the data a model was trained on: from its provenance.json (shipped or exported models)
     or its MLflow run's ``dataset.sha256`` parameter; None when unknown."""
-    from emotify_ml.actions.pipeline import SHIPPED_ACTION_MODEL_DIR
+    from emotify_ml.models import KINDS
 
-    folder = Path(uri) if uri is not None else SHIPPED_ACTION_MODEL_DIR
+    folder = Path(uri) if uri is not None else KINDS["action"].shipped_dir
     provenance = folder / "provenance.json"
     if provenance.is_file():
         return json.loads(provenance.read_text()).get("params", {}).get("dataset.sha256")

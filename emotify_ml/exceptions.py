@@ -15,6 +15,10 @@ class DataError(EmotifyError, ValueError):
     """A data set is malformed: wrong layout, corrupt image, bad csv row."""
 
 
+class ConfigError(EmotifyError, ValueError):
+    """A configuration value is invalid: a config override, a command-line option, a tracking URI."""
+
+
 class DataNotFoundError(EmotifyError, FileNotFoundError):
     """A data root, file or folder that was asked for does not exist."""
 
@@ -23,8 +27,20 @@ class InputError(EmotifyError, ValueError):
     """Images handed to a model or transformer are not of the expected shape or type."""
 
 
-class ModelNotFoundError(EmotifyError, FileNotFoundError):
+class ModelError(EmotifyError):
+    """A model cannot be used: not found, of the wrong kind, or not trusted (entry points: exit code 3)."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
     """A model URI or path does not resolve to a loadable model."""
+
+
+class ModelKindError(ModelError, ValueError):
+    """A model of another kind than asked for (an action model where an emotion model is needed)."""
+
+
+class UntrustedModelError(ModelError, PermissionError):
+    """A model Emotify refuses to load: a remote URI not allowed, or a folder holding a pickle (code run on load)."""
 
 
 class SourceError(EmotifyError, OSError):

@@ -10,13 +10,14 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from emotify_ml.actions.fusion import fuse, load_action_prior, top_actions
-from emotify_ml.actions.pipeline import (INPUT_COLUMNS, ActionClassifier, build_action_pipeline, fit_temperature,
-                                         load_action_model, save_action_pyfunc)
+from emotify_ml.actions.builders import build_action_pipeline
+from emotify_ml.actions.estimators import fit_temperature
 from emotify_ml.actions.pose_features import (MIRROR_PERMUTATION, PoseFeatures, as_joints, mirror_poses,
                                               pose_features)
 from emotify_ml.data.mpii import load_mpii, load_mpii_splits, sample_mpii_path
 from emotify_ml.exceptions import DataError, InputError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
+from emotify_ml.models import ACTION_INPUT_COLUMNS, FittedModel, load_action_model, write_pyfunc
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,10 @@ def test_tiny_training_run_and_pyfunc(poses, tmp_path):
     model = build_action_pipeline(features={"pose": PoseFeatures(fill_value=0.0, pairwise=False)},
                                   classifier=LogisticRegression(max_iter=300), scale=True)
     model.fit(splits.X_train, splits.y_train)
-    proba = ActionClassifier(model).predict_proba(splits.X_test)
+    proba = FittedModel(model, kind="action").predict_proba(splits.X_test)
     assert proba.shape == (len(splits.y_test), 20) and np.allclose(proba.sum(1), 1)
     assert 0.05 < model.temperature_ < 20
-    path = save_action_pyfunc(model, tmp_path / "model", input_example=splits.X_val[:2])
+    path = write_pyfunc(model, kind="action", path=tmp_path / "model", input_example=splits.X_val[:2])
     loaded = load_action_model(path)
     assert np.allclose(loaded.predict_proba(splits.X_test), proba)
     frame = loaded.predict(splits.X_test[:3])
@@ -97,7 +98,7 @@ def test_tiny_training_run_and_pyfunc(poses, tmp_path):
 
     import pandas as pd
 
-    table = pd.DataFrame(np.nan_to_num(splits.X_test[:2], nan=-1.0), columns=list(INPUT_COLUMNS))
+    table = pd.DataFrame(np.nan_to_num(splits.X_test[:2], nan=-1.0), columns=list(ACTION_INPUT_COLUMNS))
     assert np.allclose(mlflow.pyfunc.load_model(str(path)).predict(table)[list(MPII_CATEGORIES)], proba[:2])
 
 

@@ -69,7 +69,7 @@ class FakePose:
 
 def test_predictor_contract_on_synthetic_frame():
     from emotify_ml.actions.fusion import load_action_prior
-    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.models import load_action_model
 
     joints = load_mpii(sample_mpii_path()).joints[0]
     predictor = ActionPredictor(FakePose(joints), load_action_model(), load_action_prior(),
@@ -135,7 +135,7 @@ class NoisyPose(FakePose):
 
 def test_actions_are_smoothed_per_track():
     from emotify_ml.actions.fusion import load_action_prior
-    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.models import load_action_model
 
     model, prior = load_action_model(), load_action_prior()
     joints = load_mpii(sample_mpii_path()).joints[3]
@@ -165,7 +165,7 @@ def test_track_ids_are_checked_and_bodiless_faces_start_afresh():
     import pytest
 
     from emotify_ml.actions.fusion import load_action_prior
-    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.models import load_action_model
     from emotify_ml.exceptions import InputError
 
     joints = load_mpii(sample_mpii_path()).joints[3]

@@ -11,8 +11,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emotify_ml.actions.mlp import MLPPoseClassifier, _fold_layers
-from emotify_ml.actions.pipeline import (HoldoutCalibrated, PoseAugmented, build_action_pipeline, make_soft_vote,
-                                         perturb_poses, set_n_jobs)
+from emotify_ml.actions.builders import build_action_pipeline, make_soft_vote
+from emotify_ml.actions.estimators import HoldoutCalibrated, PoseAugmented, perturb_poses
+from emotify_ml.actions.threads import set_n_jobs
 from emotify_ml.actions.pose_features import PoseFeatures
 
 _TINY = {"hidden": (32,), "epochs": 8, "batch_size": 32, "learning_rate": 0.03}

@@ -1,17 +1,24 @@
-"""The model contract: one Pipeline, logged as an MLflow pyfunc, scoring any face crops."""
+"""The model contract: one FittedModel, one pyfunc (skops, no pickle), one URI resolution, for every kind."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 
-from emotify_ml.exceptions import InputError, ModelNotFoundError
+from emotify_ml.exceptions import InputError, ModelError, ModelKindError, ModelNotFoundError, UntrustedModelError
 from emotify_ml.features.hog import HOGTransformer
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.model import EmotionClassifier, load_emotion_model, save_pyfunc
+from emotify_ml.models import FittedModel, export_model, load_emotion_model, load_model, write_pyfunc
 from emotify_ml.pipeline import build_pipeline
 
 
@@ -22,21 +29,42 @@ def fitted(faces):
     return pipe.fit(X, y)
 
 
-def test_pyfunc_contract_grey_bgr_any_size(fitted, faces, tmp_path):
+@pytest.fixture
+def saved(fitted, faces, tmp_path):
+    return write_pyfunc(fitted, kind="emotion", path=tmp_path / "model", input_example=faces[0][:2])
+
+
+def test_pyfunc_contract_grey_bgr_any_size(fitted, faces, saved):
     X, _ = faces
-    path = save_pyfunc(fitted, tmp_path / "model", input_example=X[:2])
-    model = mlflow.pyfunc.load_model(str(path))
+    assert not list(saved.rglob("*.pkl")) and (saved / "artifacts" / "pipeline.skops").is_file()
+    model = mlflow.pyfunc.load_model(str(saved))
     out = model.predict(X)
     assert isinstance(out, pd.DataFrame) and list(out.columns) == [*EMOTIONS, "label"]
     np.testing.assert_allclose(out[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-6)
-    assert set(out["label"]) <= set(EMOTIONS)
     bgr = np.ascontiguousarray(np.repeat(X[..., None], 3, axis=3))
     pd.testing.assert_frame_equal(model.predict(bgr), out)
     big = np.stack([np.kron(x, np.ones((2, 2), np.uint8)) for x in X])  # 96x96: resized as in training
     assert model.predict(big).shape == (len(X), 8)
-    local = load_emotion_model(path)
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = X[0], big[1]
+    assert model.predict(ragged).shape == (2, 8)  # crops of different sizes, as a 1-D object array
+    local = load_emotion_model(saved)
     np.testing.assert_allclose(local.predict_proba(X), out[list(EMOTIONS)].to_numpy())
+    np.testing.assert_allclose(local.predict_proba(X), fitted.predict_proba(X))  # the skops round trip
     assert model.metadata.signature is not None
+    assert (local.kind, local.classes_, local.version, local.runtime) == ("emotion", EMOTIONS, None, "keras")
+
+
+def test_timings_are_measured_in_the_same_call(fitted, faces):
+    X, _ = faces
+    model = FittedModel(fitted)
+    timings = {}
+    proba = model.predict_proba(X, timings=timings)
+    np.testing.assert_array_equal(proba, model.predict_proba(X))
+    assert set(timings) == {"embed", "classify"} and all(v > 0 for v in timings.values())
+    model.predict_proba(X, timings=timings)
+    assert timings["embed"] > 0  # added to, not replaced
+    assert model.predict_proba(np.zeros((0, 48, 48), np.uint8), timings={}).shape == (0, 7)
 
 
 def test_missing_class_gets_zero_column(faces):
@@ -44,12 +72,12 @@ def test_missing_class_gets_zero_column(faces):
     keep = y != 1
     pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
                           classifier=LogisticRegression(max_iter=200)).fit(X[keep], y[keep])
-    proba = EmotionClassifier(pipe).predict_proba(X)
+    proba = FittedModel(pipe).predict_proba(X)
     assert proba.shape == (len(X), 7) and np.all(proba[:, 1] == 0)
 
 
 def test_bad_input_and_bad_uri(fitted, tmp_path):
-    clf = EmotionClassifier(fitted)
+    clf = FittedModel(fitted)
     with pytest.raises(InputError, match="got shape"):
         clf.predict_proba(np.zeros((48, 48), np.uint8))
     assert clf.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
@@ -57,18 +85,140 @@ def test_bad_input_and_bad_uri(fitted, tmp_path):
         load_emotion_model(str(tmp_path / "nowhere"))
     with pytest.raises(ModelNotFoundError):
         load_emotion_model("runs:/0123456789abcdef/model", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    with pytest.raises(ValueError, match="runtime must be"):
+        load_model(tmp_path, runtime="gpu")
+    with pytest.raises(ValueError, match="kind must be"):
+        load_model(tmp_path, kind="pose")
 
 
-def test_export_model_copies_a_complete_model_with_provenance(fitted, faces, tmp_path):
-    import json
+@pytest.mark.parametrize("uri", ["s3://bucket/models/m", "http://example.invalid/mlflow-artifacts/m",
+                                 "https://example.invalid/m", "gs://bucket/m"])
+def test_remote_uris_are_refused_without_allow_remote(uri):
+    with pytest.raises(UntrustedModelError, match="allow_remote=True"):
+        load_emotion_model(uri)
 
-    from emotify_ml.model import export_model
 
+def test_remote_tracking_store_is_refused(tmp_path):
+    with pytest.raises(UntrustedModelError, match="remote tracking store"):
+        load_emotion_model("models:/emotify-emotion@champion", tracking_uri="http://example.invalid:5000")
+
+
+def test_allowed_s3_without_boto_is_one_clear_error(monkeypatch):
+    """``s3://`` with allow_remote and no botocore: a ModelNotFoundError, never ModuleNotFoundError."""
+    import mlflow.artifacts
+
+    def missing(**kwargs):
+        raise ModuleNotFoundError("No module named 'botocore'")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", missing)
+    with pytest.raises(ModelNotFoundError, match="botocore"):
+        load_emotion_model("s3://bucket/models/m", allow_remote=True)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_folder_holding_a_pickle_is_refused_and_never_unpickled(saved, tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    (saved / "artifacts" / "pipeline.joblib").write_bytes(pickle.dumps(_Evil()))
+    for load in (load_emotion_model, mlflow.pyfunc.load_model):
+        with pytest.raises(UntrustedModelError, match=r"holds a pickle \(artifacts/pipeline.joblib\)"):
+            load(str(saved))
+    assert not (tmp_path / "pwned").exists()
+
+
+class Foreign(TransformerMixin, BaseEstimator):
+    """A transformer of a module Emotify does not trust."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def test_a_skops_file_with_untrusted_types_is_refused(fitted, tmp_path):
+    from sklearn.pipeline import Pipeline
+
+    pipe = Pipeline([*fitted.steps[:-1], ("foreign", Foreign()), fitted.steps[-1]])
+    path = write_pyfunc(pipe, kind="emotion", path=tmp_path / "m")
+    with pytest.raises(UntrustedModelError, match="types Emotify does not trust: .*Foreign"):
+        load_emotion_model(path)
+
+
+def test_the_wrong_kind_is_refused(saved):
+    with pytest.raises(ModelKindError, match="is an emotion model, not an action model"):
+        load_model(saved, kind="action")
+
+
+def test_alias_is_pinned_and_its_version_recorded(fitted, tracking_uri):
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run():
+        write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
+    with mlflow.start_run():
+        write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
+    mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
+    model = load_emotion_model(tracking_uri=tracking_uri)  # the default: @champion
+    assert (model.source, model.name, model.version) == ("models:/emotify-emotion/1", "emotify-emotion", "1")
+    latest = load_model("models:/emotify-emotion/2", tracking_uri=tracking_uri)
+    assert (latest.name, latest.version) == ("emotify-emotion", "2")
+
+
+def test_runtime_auto_uses_the_compiled_model_when_there_is_one(saved, faces, monkeypatch):
     X, _ = faces
-    source = save_pyfunc(fitted, tmp_path / "source", input_example=X[:2])
-    dest = export_model(source, tmp_path / "shipped", provenance={"run_id": "abc"})
-    assert json.loads((dest / "provenance.json").read_text()) == {"source": str(source), "run_id": "abc"}
-    np.testing.assert_allclose(load_emotion_model(dest).predict_proba(X), EmotionClassifier(fitted).predict_proba(X))
+    (saved / "artifacts" / "compiled").mkdir()
+    (saved / "artifacts" / "compiled" / "manifest.json").write_text(json.dumps({"variants": ["int8"]}))
+
+    class Compiled:
+        def predict_proba(self, faces):
+            return np.full((len(faces), 7), 1 / 7)
+
+    fake = types.ModuleType("emotify_ml.runtime")
+    fake.load_compiled = lambda model_dir, variant="int8": Compiled()
+    monkeypatch.setitem(sys.modules, "emotify_ml.runtime", fake)
+    auto = load_model(saved)
+    assert auto.runtime == "litert-int8" and auto.estimator is None
+    np.testing.assert_allclose(auto.predict_proba(X, timings={}), 1 / 7)
+    assert load_model(saved, runtime="keras").runtime == "keras"
+    monkeypatch.setitem(sys.modules, "emotify_ml.runtime", None)  # the module is not there: auto falls back
+    assert load_model(saved).runtime == "keras"
+    with pytest.raises(ModelError):
+        load_model(saved, runtime="compiled")
+
+
+def test_export_model_copies_a_complete_model_with_provenance(fitted, faces, saved, tmp_path):
+    X, _ = faces
+    dest = export_model(saved, tmp_path / "shipped", provenance={"run_id": "abc"})
+    assert json.loads((dest / "provenance.json").read_text()) == {"source": str(saved), "run_id": "abc"}
+    np.testing.assert_allclose(load_emotion_model(dest).predict_proba(X), FittedModel(fitted).predict_proba(X))
     with pytest.raises(ModelNotFoundError):
         export_model(tmp_path / "nothing", tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_export_converts_a_trusted_legacy_pickle_once(fitted, faces, saved, tmp_path):
+    import joblib
+
+    X, _ = faces
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "MLmodel").write_text((saved / "MLmodel").read_text())
+    (legacy / "artifacts").mkdir()
+    joblib.dump(fitted, legacy / "artifacts" / "pipeline.joblib")
+    with pytest.raises(UntrustedModelError):
+        export_model(legacy, tmp_path / "refused")
+    dest = export_model(legacy, tmp_path / "converted", trust_pickle=True)
+    assert not list(dest.rglob("*.joblib"))
+    np.testing.assert_array_equal(load_emotion_model(dest).predict_proba(X), FittedModel(fitted).predict_proba(X))
+
+
+def test_import_loads_nothing():
+    code = ("import sys, emotify_ml, emotify_ml.models; "
+            "assert not any(m.startswith(('mlflow', 'tensorflow', 'skops', 'emotify_ml.models.')) for m in sys.modules), "
+            "sorted(m for m in sys.modules if m.startswith('emotify_ml')); "
+            "assert callable(emotify_ml.load_emotion_model)")
+    subprocess.run([sys.executable, "-c", code], check=True)

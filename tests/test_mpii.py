@@ -89,13 +89,13 @@ def test_shipped_action_model_reaches_its_recorded_test_metrics():
     """The committed action model scores, on the full MPII test split, what its provenance.json recorded."""
     import json
 
-    from emotify_ml.actions.pipeline import SHIPPED_ACTION_MODEL_DIR, load_action_model
+    from emotify_ml.models import KINDS, load_action_model
     from emotify_ml.evaluation import evaluate
 
     path = SHARED_DATA / "mpii" / "mpii_human_pose.csv"
     if not path.is_file():
         pytest.skip("full MPII csv not found")
-    provenance = json.loads((SHIPPED_ACTION_MODEL_DIR / "provenance.json").read_text())
+    provenance = json.loads((KINDS["action"].shipped_dir / "provenance.json").read_text())
     splits = load_mpii_splits(path)
     assert splits.identity["sha256"] == provenance["params"]["dataset.sha256"]
     result = evaluate(splits.y_test, load_action_model().predict_proba(splits.X_test), splits.class_names)

@@ -54,7 +54,7 @@ def test_svm_hog_on_sample_is_tracked_and_reloads(tmp_path, tracking_uri):
 def test_action_ensemble_final_refit_without_validation(tmp_path, tracking_uri):
     """The shipped action model's recipe on the MPII sample: the soft-vote config composes, and a run with
     ``data.val_size=0`` (train + validation) reports test only and logs a loadable action model."""
-    from emotify_ml.actions.pipeline import load_action_model
+    from emotify_ml.models import load_action_model
     from emotify_ml.data.mpii import load_mpii_splits, sample_mpii_path
 
     proc = run_cli("experiment=action_pose_ensemble", f"data.path={sample_mpii_path()}", "data.val_size=0",

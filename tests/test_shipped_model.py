@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.model import SHIPPED_MODEL_DIR, load_emotion_model
+from emotify_ml.models import KINDS, load_emotion_model
+
+SHIPPED_MODEL_DIR = KINDS["emotion"].shipped_dir
 
 
 
@@ -36,6 +38,16 @@ def test_shipped_model_is_the_fallback_and_scores_the_sample(tmp_path, sample_da
 def test_shipped_model_loads_through_mlflow_pyfunc(sample_data):
     out = mlflow.pyfunc.load_model(str(SHIPPED_MODEL_DIR)).predict(sample_data.images[:3])
     assert list(out.columns) == [*EMOTIONS, "label"]
+
+
+@pytest.mark.parametrize("kind", ["emotion", "action"])
+def test_shipped_models_hold_no_pickle(kind):
+    """Re-saved in skops + .keras (trusted types, safe_mode); the provenance records the identical probabilities."""
+    folder = KINDS[kind].shipped_dir
+    assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".joblib", ".pickle")]
+    assert (folder / "artifacts" / "pipeline.skops").is_file()
+    check = json.loads((folder / "provenance.json").read_text())["format"]["check"]
+    assert check["identical"] and check["probabilities_sha256_before"] == check["probabilities_sha256_after"]
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ class ActionPredictor:
         (NaN = missing), ``box`` (x, y, w, h) and ``landmarks`` (L, 2+) pixels;
         e.g. :class:`emotify_ml.actions.blazepose.BlazePose`.
     action_model : object with ``predict_proba(poses (N, 16, 2)) -> (N, 20)``
-        e.g. :class:`emotify_ml.actions.pipeline.ActionClassifier`.
+        e.g. :class:`emotify_ml.models.FittedModel` of kind "action".
     prior : (7, 20) array
         P(category | emotion), see :func:`emotify_ml.actions.fusion.load_action_prior`.
     emotion_weight : float
@@ -168,9 +168,10 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     """
     from emotify_ml.actions.blazepose import BlazePose
     from emotify_ml.actions.fusion import load_action_prior
-    from emotify_ml.actions.pipeline import load_action_model, set_n_jobs
+    from emotify_ml.actions.threads import set_n_jobs
+    from emotify_ml.models.loading import load_action_model
 
     model = load_action_model(model_uri)
-    set_n_jobs(model.model, 1)  # one pose per frame: one thread is faster
+    set_n_jobs(model.estimator, 1)  # one pose per frame: one thread is faster
     return ActionPredictor(BlazePose(), model, load_action_prior(),
                            emotion_weight=emotion_weight, min_confidence=min_confidence, smoothing=smoothing)

@@ -27,7 +27,7 @@ def _keras_from_bytes(blob: bytes):
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, safe_mode=True)  # no deserialised code (lambda layers)
     finally:
         os.unlink(path)
 

@@ -1,0 +1,186 @@
+"""The one URI resolution of every model kind: a URI (or the default) to a local folder and an exact version.
+
+Models load only from
+
+- the project's tracking store (``models:/<name>@<alias>``, ``models:/<name>/<version>``,
+  ``runs:/<run id>/<path>``), whose aliases are pinned to a version before anything is
+  downloaded, so every user of the result scores with the same version;
+- the folders shipped with the package (``emotify_ml/models/shipped/<kind>``);
+- a local folder the caller names (or a ``file://`` URI).
+
+Anything remote (``http(s)://``, ``s3://``, ``gs://``, a remote tracking server, ...) is
+refused unless ``allow_remote=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from emotify_ml.exceptions import ModelNotFoundError, UntrustedModelError
+from emotify_ml.models.kinds import get_kind
+
+log = logging.getLogger(__name__)
+
+_LOCAL_STORE_SCHEMES = ("sqlite", "file", "")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are, and which model it exactly is.
+
+    Attributes
+    ----------
+    uri : str
+        What was asked for, made exact: ``models:/<name>/<version>`` for an alias such as
+        ``@champion``, else the URI or folder as given (the shipped folder for the default).
+    local_dir : str
+        The MLflow model folder on this machine.
+    version : str or None
+        The registry version, when the model came from the registry.
+    name : str or None
+        The registered model's name, when the model came from the registry.
+    """
+
+    uri: str
+    local_dir: str
+    version: str | None = None
+    name: str | None = None
+
+
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` names something off this machine (``http(s)://``, ``s3://``, ``gs://``, ...)."""
+    match = _SCHEME.match(str(uri))
+    return bool(match) and match.group(1).lower() not in _LOCAL_STORE_SCHEMES
+
+
+def _refuse_remote(what: str, uri: str) -> None:
+    raise UntrustedModelError(
+        f"refusing to load a model from the remote {what} {uri!r}: Emotify loads models only from the local "
+        "tracking store, the shipped models or a local folder; download it and pass the folder, or allow it "
+        "explicitly (allow_remote=True, --allow-remote-model, allow_remote_model=true)")
+
+
+def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registered_name: str | None = None,
+                  allow_remote: bool = False) -> ResolvedModel:
+    """Resolve a model URI (or the default) to an exact URI and a local MLflow model folder.
+
+    Parameters
+    ----------
+    uri : str or path, optional
+        ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<id>/model``, a
+        local model folder or ``file://`` URI. None: ``models:/<registered_name>@champion``
+        from the tracking store when it holds one (emotion), else the shipped model of
+        ``kind``. A ``sqlite:///`` store whose file does not exist holds no registry, and is
+        not created just to look in it.
+    kind : {"emotion", "action"}
+    tracking_uri : str, optional
+        The tracking store (default: MLflow's current one).
+    registered_name : str, optional
+        The registered model of the default (default: the kind's, ``emotify-emotion``).
+    allow_remote : bool
+        Allow remote URIs and remote tracking stores.
+
+    Raises
+    ------
+    UntrustedModelError
+        A remote URI or store without ``allow_remote``.
+    ModelNotFoundError
+        The URI does not resolve to a model folder, or (``uri=None``) there is neither a
+        champion nor a shipped model.
+    """
+    import mlflow
+
+    spec = get_kind(kind)
+    if tracking_uri:
+        if is_remote(tracking_uri) and not allow_remote:
+            _refuse_remote("tracking store", tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri)
+    if uri is None:
+        return _default(spec, registered_name or spec.registered_name, allow_remote)
+    uri = str(uri)
+    if uri.startswith("file://"):
+        local = Path(uri[len("file://"):])
+    elif is_remote(uri):
+        if not allow_remote:
+            _refuse_remote("location", uri)
+        return _download(uri, None, None)
+    else:
+        local = Path(uri).expanduser()
+    if local.exists():
+        return _checked(ResolvedModel(uri, str(local.resolve())))
+    if uri.startswith(("models:/", "runs:/")):
+        store = mlflow.get_tracking_uri()
+        if is_remote(store) and not allow_remote:
+            _refuse_remote("tracking store", store)
+        return _from_store(uri)
+    raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
+                             "(runs:/<run_id>/model, models:/<name>@<alias>, models:/<name>/<version>)")
+
+
+def _default(spec, registered_name, allow_remote) -> ResolvedModel:
+    import mlflow
+
+    store = mlflow.get_tracking_uri()
+    if registered_name and not _missing_sqlite_store(store) and (allow_remote or not is_remote(store)):
+        try:
+            return _from_store(f"models:/{registered_name}@champion")
+        except ModelNotFoundError as exc:
+            log.info("no champion in the tracking store %s (%s); using the shipped model", store, exc)
+    shipped = spec.shipped_dir
+    if not (shipped / "MLmodel").exists():
+        where = f"the tracking store {store} has no models:/{registered_name}@champion and " if registered_name else ""
+        raise ModelNotFoundError(f"no {spec.name} model: {where}no model is shipped in {shipped}; pass an MLflow "
+                                 "model URI or a model folder")
+    return ResolvedModel(str(shipped), str(shipped))
+
+
+def _from_store(uri: str) -> ResolvedModel:
+    """A ``models:/`` or ``runs:/`` URI from the tracking store, an alias pinned to its version first."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = version = None
+    if uri.startswith("models:/"):
+        ref = uri[len("models:/"):]
+        try:
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                version = str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+                uri = f"models:/{name}/{version}"
+            elif "/" in ref and ref.rsplit("/", 1)[-1].isdigit():
+                name, version = ref.rsplit("/", 1)
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+    return _download(uri, version, name)
+
+
+def _download(uri: str, version, name) -> ResolvedModel:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local_dir = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+    except ImportError as exc:  # e.g. s3:// without boto3: say what is missing, in one line
+        raise ModelNotFoundError(f"cannot download model {uri!r}: {exc} (install the client library of that "
+                                 "storage, or download the folder yourself and pass it)") from None
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot download model {uri!r}: {exc}") from None
+    return _checked(ResolvedModel(uri, str(local_dir), version, name))
+
+
+def _checked(resolved: ResolvedModel) -> ResolvedModel:
+    if not (Path(resolved.local_dir) / "MLmodel").exists():
+        raise ModelNotFoundError(f"{resolved.uri!r} is not an MLflow model folder (no MLmodel in {resolved.local_dir})")
+    return resolved
+
+
+def _missing_sqlite_store(uri: str) -> bool:
+    """True for a ``sqlite:///`` tracking URI whose database file does not exist (so it holds no registry)."""
+    prefix = "sqlite:///"
+    return uri.startswith(prefix) and not Path(uri[len(prefix):]).exists()
