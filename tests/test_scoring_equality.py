@@ -1,0 +1,73 @@
+"""One tilted face, every way in: live (Stream), batch (local engine), analyze() and the MLflow pyfunc agree exactly.
+
+No patching: each path runs as its users run it. (The Spark engine's rows equal the local
+engine's row for row: ``tests/test_batch.py::test_spark_gives_the_same_rows_as_local``.)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import emotify_ml
+from emotify_ml.labels import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny HOG + logistic regression emotion model saved as an MLflow model folder."""
+    from sklearn.linear_model import LogisticRegression
+
+    from emotify_ml.features.hog import HOGTransformer
+    from emotify_ml.model import save_pyfunc
+    from emotify_ml.pipeline import build_pipeline
+
+    from .conftest import synthetic_faces
+
+    X, y = synthetic_faces()
+    pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
+                          classifier=LogisticRegression(max_iter=200)).fit(X, y)
+    return str(save_pyfunc(pipe, tmp_path_factory.mktemp("model") / "model"))
+
+
+def test_live_batch_api_and_pyfunc_give_the_same_probabilities(model_dir, person_photo, tmp_path):
+    import mlflow.pyfunc
+
+    from emotify_ml.batch import score_batch
+    from emotify_ml.features.preprocessing import crop_face, eye_angle
+    from emotify_ml.model import load_emotion_model
+    from emotify_ml.scoring import FrameStep, ScoringOptions, Stream
+
+    # a tilted head: the photo turned about the face, so alignment has work to do
+    frame = cv2.warpAffine(person_photo, cv2.getRotationMatrix2D((220, 130), -30, 1.0), (512, 512),
+                           borderMode=cv2.BORDER_REFLECT)
+    picture = tmp_path / "pictures" / "tilted.png"  # lossless: batch and analyze() read back these very pixels
+    picture.parent.mkdir()
+    cv2.imwrite(str(picture), frame)
+    options = ScoringOptions()
+
+    # live: the stream the live app drives (first frame: smoothed = raw)
+    live = Stream(FrameStep(load_emotion_model(model_dir), options=options)).update(frame)
+    assert len(live) == 1 and live.sources == ("detector",)
+    assert abs(eye_angle(live.landmarks[0, :2])) > 2  # the eyes are not level: the aligned crop differs
+
+    # batch, local engine
+    summary = score_batch(picture.parent, tmp_path / "scores", model=model_dir, progress=False, options=None)
+    (row,) = pd.read_parquet(tmp_path / "scores").itertuples(index=False)
+    batch = np.array([getattr(row, name) for name in EMOTIONS])
+
+    # the Python API
+    (api,) = emotify_ml.analyze(picture, model=model_dir)
+    api_proba = np.array([api.probabilities[name] for name in EMOTIONS])
+
+    # the MLflow pyfunc, on the crop the frame step cuts
+    crop = crop_face(frame, live.boxes[0], options.margin, eyes=live.landmarks[0, :2])
+    pyfunc = mlflow.pyfunc.load_model(model_dir).predict(np.asarray([crop]))
+    pyfunc_proba = pyfunc[list(EMOTIONS)].to_numpy()[0]
+
+    for proba in (batch, api_proba, pyfunc_proba):
+        np.testing.assert_allclose(proba, live.probabilities[0], rtol=0, atol=1e-12)
+    assert live.labels[0] == row.label == api.label == pyfunc["label"][0] == EMOTIONS[int(np.argmax(batch))]
+    np.testing.assert_allclose([row.x, row.y, row.w, row.h], live.boxes[0], rtol=0, atol=1e-4)
