@@ -1,0 +1,78 @@
+"""Compile an emotion model for TensorFlow-free scoring: ``python -m pipelines.export model=<uri or folder>``.
+
+Writes ``artifacts/compiled/`` (LiteRT float32 and int8 graphs, the folded head, a
+manifest with provenance and parity) into the model folder, or into a copy of it:
+
+- ``model`` a local folder and ``out`` null: in place (e.g. the shipped model);
+- ``out`` set, or ``model`` a ``runs:/`` or ``models:/`` URI: into a copy at ``out``
+  (default ``outputs/compiled/<name>``).
+
+Parity with the Keras path is measured on the bundled sample and, when the data root
+holds it, on the full FER-2013 PrivateTest, and recorded in the manifest.
+Exit codes: 0 done, 2 bad model or option (one line), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from pipelines._common import CONFIG_PATH, exit_on_error
+
+log = logging.getLogger("emotify.export")
+
+
+def export(cfg: DictConfig) -> Path:
+    """Resolve ``cfg.model``, copy it when asked or needed, compile it; returns the model folder written."""
+    import json
+    import shutil
+
+    from emotify_ml.data.fer2013 import load_fer2013
+    from emotify_ml.labels import TEST
+    from emotify_ml.models import resolve_model
+    from emotify_ml.runtime.export import compile_model, default_data_root
+
+    resolved = resolve_model(cfg.model, kind="emotion", tracking_uri=cfg.tracking.uri)
+    local = Path(str(cfg.model)).expanduser()
+    if cfg.out is None and local.is_dir():
+        folder = Path(resolved.local_dir)
+    else:
+        folder = Path(cfg.out or Path("outputs") / "compiled" / re.sub(r"[^A-Za-z0-9_.-]+", "_", resolved.uri).strip("_"))
+        if folder.resolve() != Path(resolved.local_dir).resolve():
+            if folder.exists():
+                shutil.rmtree(folder)
+            shutil.copytree(resolved.local_dir, folder)
+    sample = load_fer2013()
+    parity_sets = {"sample_all": (sample.images, sample.labels)}
+    root = Path(cfg.data_root) if cfg.data_root else default_data_root()
+    if cfg.parity_full and root.resolve() != Path(sample.root).resolve():
+        test = load_fer2013(root).split(TEST)
+        if len(test):
+            parity_sets[f"fer2013_{TEST}"] = (test.images, test.labels)
+    dest = compile_model(folder, variants=list(cfg.variants), quantization=cfg.quantization, data_root=root,
+                         n_representative=int(cfg.n_representative), seed=int(cfg.seed), parity_sets=parity_sets,
+                         source={"uri": resolved.uri, "name": resolved.name, "version": resolved.version})
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for variant, info in manifest["variants"].items():
+        figures = "; ".join(f"{name}: agreement {p['label_agreement']:.4f}, accuracy {p['accuracy_keras']:.4f} -> "
+                            f"{p['accuracy_compiled']:.4f} (n={p['n']})"
+                            for name, p in manifest["parity"][variant].items())
+        log.info("%s: %s (%d bytes); %s", variant, dest / info["file"], info["bytes"], figures)
+    return folder
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="export", version_base="1.3")
+@exit_on_error
+def main(cfg: DictConfig) -> None:
+    from emotify_ml.mlflow_runs import check_tracking_uri
+
+    check_tracking_uri(cfg.tracking.uri)
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Compiled runtime: export to LiteRT (float32, int8), TF-free scoring, parity with the Keras path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotify_ml.exceptions import InputError, ModelNotFoundError
+from emotify_ml.runtime import compiled_dir, has_compiled, load_compiled, read_manifest
+from emotify_ml.runtime.compiled import calibrate
+from tests.conftest import synthetic_faces
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "emotify_ml" / "models" / "shipped" / "emotion"
+
+
+def _tiny_backbone(path: Path) -> Path:
+    from emotify_ml.backbones.cnn import build_backbone
+
+    build_backbone(widths=(8, 16), convs_per_block=(1, 1), embedding_dim=16).save(path)
+    return path
+
+
+def _model(folder: Path, classifier, backbone: Path, *, features=True):
+    from emotify_ml.features.cnn_embedding import CNNEmbedder
+    from emotify_ml.models import write_pyfunc
+    from emotify_ml.pipeline import build_pipeline
+
+    X, y = synthetic_faces(42)
+    pipeline = build_pipeline(features=CNNEmbedder(model_path=str(backbone)) if features else None,
+                              classifier=classifier).fit(X, y)
+    write_pyfunc(pipeline, kind="emotion", path=folder)
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def tiny_compiled(tmp_path_factory):
+    """A tiny CNN + calibrated linear SVM emotion model, compiled (int8 and float32)."""
+    from emotify_ml.pipeline import make_svm
+    from emotify_ml.runtime.export import compile_model
+
+    tmp = tmp_path_factory.mktemp("compiled")
+    pipeline = _model(tmp / "model", make_svm(calibration_cv=2), _tiny_backbone(tmp / "tiny.keras"))
+    X, y = synthetic_faces(42, seed=3)
+    compile_model(tmp / "model", parity_sets={"synthetic": (X, y)}, source={"uri": "test"})
+    return tmp / "model", pipeline
+
+
+def test_export_writes_manifest_graphs_and_head(tiny_compiled):
+    folder, _ = tiny_compiled
+    assert has_compiled(folder)
+    manifest = read_manifest(folder)
+    assert manifest["runtime"] == "litert" and "ai-edge-litert" in manifest["versions"]
+    assert manifest["head"]["kind"] == "linear" and manifest["head"]["calibration"] == "sigmoid"
+    assert manifest["source"]["uri"] == "test" and len(manifest["source"]["artifacts_sha256"]) == 64
+    for variant in ("int8", "float32"):
+        info = manifest["variants"][variant]
+        assert (compiled_dir(folder) / info["file"]).stat().st_size == info["bytes"]
+        assert manifest["parity"][variant]["synthetic"]["n"] == 42
+    assert manifest["variants"]["int8"]["quantization"] == "dynamic"
+    assert not list((folder / "artifacts").glob("tmp*")), "the staging folder is removed"
+
+
+def test_compiled_float32_matches_the_pipeline(tiny_compiled):
+    from emotify_ml.evaluation import full_proba
+
+    folder, pipeline = tiny_compiled
+    X, _ = synthetic_faces(21, seed=5)
+    reference = full_proba(pipeline, X, 7)
+    model = load_compiled(folder, "float32")
+    np.testing.assert_allclose(model.predict_proba(X), reference, atol=1e-4)
+    np.testing.assert_allclose(model.embed(X), pipeline[:-2].transform(X), atol=1e-4)
+    timings = {}
+    one_by_one = np.concatenate([model.predict_proba(X[i : i + 1], timings=timings) for i in range(len(X))])
+    np.testing.assert_allclose(one_by_one, model.predict_proba(X), atol=1e-9)  # batching changes nothing
+    assert timings["embed"] > 0 and timings["classify"] > 0
+    assert model.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    bgr = np.repeat(X[:2, :, :, None], 3, axis=3)  # any crops: BGR, other sizes
+    assert model.predict_proba(bgr).shape == (2, 7)
+
+
+def test_int8_agrees_with_the_pipeline(tiny_compiled):
+    from emotify_ml.evaluation import full_proba
+
+    folder, pipeline = tiny_compiled
+    X, _ = synthetic_faces(70, seed=7)
+    model = load_compiled(folder, "int8")
+    assert model.runtime == "litert-int8"
+    # an untrained tiny net: its embedding, not its labels, is what int8 must keep (the shipped model's labels
+    # are checked in test_shipped_compiled_parity_on_the_bundled_sample)
+    keras_embedding = pipeline[:-2].transform(X)
+    assert np.corrcoef(model.embed(X).ravel(), keras_embedding.ravel())[0, 1] > 0.99
+    assert model.predict_proba(X).shape == full_proba(pipeline, X, 7).shape
+
+
+@pytest.mark.parametrize("method,ensemble", [("sigmoid", False), ("sigmoid", True), ("isotonic", False)])
+def test_folded_head_and_calibration_equal_sklearn(method, ensemble):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from emotify_ml.runtime.export import fold_linear_head
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(210, 12)) * rng.uniform(0.01, 5, 12) + rng.normal(size=12)
+    y = np.arange(210) % 6  # six classes: a missing seventh gets a zero column
+    clf = CalibratedClassifierCV(LinearSVC(), method=method, cv=3, ensemble=ensemble)
+    pipe = make_pipeline(StandardScaler(), clf).fit(X, y)
+    head = fold_linear_head(pipe[0], pipe[1])
+    assert head["weights"].shape == (12, 6 * len(clf.calibrated_classifiers_))
+    proba = calibrate(X @ head["weights"] + head["bias"], head)
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-10)
+    assert isinstance(fold_linear_head(None, LinearSVC().fit(X, y)), str)  # no probabilities: not folded
+
+
+@pytest.mark.slow  # a conversion of its own (TensorFlow's converter takes seconds)
+def test_gbm_head_runs_in_sklearn_on_compiled_embeddings(tmp_path):
+    from emotify_ml.evaluation import full_proba
+    from emotify_ml.pipeline import make_gbm
+    from emotify_ml.runtime.export import compile_model
+
+    pipeline = _model(tmp_path / "model", make_gbm(max_iter=5, early_stopping=False), _tiny_backbone(tmp_path / "t.keras"))
+    X, y = synthetic_faces(14, seed=2)
+    compile_model(tmp_path / "model", variants=["float32"], parity_sets={"synthetic": (X, y)})
+    model = load_compiled(tmp_path / "model", "float32")
+    assert model.manifest["head"]["kind"] == "sklearn"
+    np.testing.assert_allclose(model.predict_proba(X), full_proba(pipeline, X, 7), atol=1e-4)
+    with pytest.raises(ModelNotFoundError, match="no int8"):
+        load_compiled(tmp_path / "model", "int8")
+
+
+@pytest.mark.slow  # a conversion of its own
+def test_backbone_softmax_compiles_as_a_linear_head(tmp_path):
+    from emotify_ml.evaluation import full_proba
+    from emotify_ml.features.cnn_embedding import BackboneClassifier
+    from emotify_ml.runtime.export import compile_model
+
+    backbone = _tiny_backbone(tmp_path / "t.keras")
+    pipeline = _model(tmp_path / "model", BackboneClassifier(model_path=str(backbone)), backbone, features=False)
+    X, y = synthetic_faces(14, seed=4)
+    compile_model(tmp_path / "model", variants=["float32"], parity_sets={"synthetic": (X, y)})
+    model = load_compiled(tmp_path / "model", "float32")
+    assert model.manifest["head"]["calibration"] == "softmax"
+    np.testing.assert_allclose(model.predict_proba(X), full_proba(pipeline, X, 7), atol=1e-5)
+
+
+def test_hand_made_features_do_not_compile(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from emotify_ml.features.hog import HOGTransformer
+    from emotify_ml.pipeline import build_pipeline
+    from emotify_ml.runtime.export import ExportError, analyse_head
+
+    X, y = synthetic_faces(14)
+    pipeline = build_pipeline(features=HOGTransformer(), classifier=LogisticRegression(max_iter=50)).fit(X, y)
+    with pytest.raises(ExportError, match="CNNEmbedder"):
+        analyse_head(pipeline)
+
+
+def test_load_compiled_errors(tmp_path, tiny_compiled):
+    with pytest.raises(ModelNotFoundError, match="pipelines.export"):
+        load_compiled(tmp_path)
+    with pytest.raises(InputError, match="variant"):
+        load_compiled(tiny_compiled[0], "fp16")
+
+
+@pytest.mark.slow  # a conversion of its own
+def test_export_entry_point_compiles_a_copy(tmp_path, tiny_compiled):
+    from omegaconf import OmegaConf
+
+    from pipelines.export import export
+
+    cfg = OmegaConf.load(REPO / "experiments" / "export.yaml")
+    cfg.tracking = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    cfg.model, cfg.out, cfg.variants, cfg.parity_full = str(tiny_compiled[0]), str(tmp_path / "copy"), ["float32"], False
+    folder = export(cfg)
+    manifest = read_manifest(folder)
+    assert list(manifest["variants"]) == ["float32"] and manifest["parity"]["float32"]["sample_all"]["n"] > 500
+    assert manifest["source"]["uri"] == str(tiny_compiled[0])
+
+
+_NO_TF_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from emotify_ml.runtime import load_compiled
+    for variant in ("int8", "float32"):
+        proba = load_compiled(sys.argv[1], variant).predict_proba(np.full((3, 64, 64), 120, np.uint8))
+        assert proba.shape == (3, 7), proba.shape
+    try:
+        from emotify_ml.models import load_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:  # the model loader's runtime hook
+        fitted = load_model(sys.argv[1], runtime="compiled")
+        assert fitted.runtime == "litert-int8", fitted.runtime
+        assert fitted.predict_proba(np.full((2, 48, 48), 90, np.uint8), timings={}).shape == (2, 7)
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+    print("HEAVY", heavy)
+    sys.exit(1 if heavy else 0)
+""")
+
+
+def test_scoring_a_compiled_model_never_imports_tensorflow(tiny_compiled):
+    result = subprocess.run([sys.executable, "-c", _NO_TF_SCRIPT, str(tiny_compiled[0])],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+@pytest.mark.skipif(not has_compiled(SHIPPED), reason="the shipped model has no compiled artifact")
+def test_shipped_compiled_parity_on_the_bundled_sample(sample_data):
+    """The shipped model's compiled graphs against its Keras pipeline on every face of the bundled sample."""
+    from emotify_ml.evaluation import full_proba
+    from emotify_ml.runtime.export import load_pipeline
+
+    reference = full_proba(load_pipeline(SHIPPED), sample_data.images, 7)
+    for variant, agreement, points in (("float32", 0.995, 0.3), ("int8", 0.985, 0.7)):
+        got = load_compiled(SHIPPED, variant).predict_proba(sample_data.images)
+        assert np.mean(got.argmax(1) == reference.argmax(1)) >= agreement, variant
+        accuracy = [np.mean(p.argmax(1) == sample_data.labels) for p in (reference, got)]
+        assert abs(accuracy[1] - accuracy[0]) * 100 <= points, (variant, accuracy)
+    manifest = json.loads((compiled_dir(SHIPPED) / "manifest.json").read_text())
+    assert manifest["parity"]["int8"]["sample_all"]["label_agreement"] >= 0.985
