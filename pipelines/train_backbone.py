@@ -50,6 +50,7 @@ def train(cfg: DictConfig) -> dict:
         summary = train_backbone(
             train_set.images, train_set.labels, val_set.images, val_set.labels,
             out_dir=out_dir, seed=config["seed"], model=config["model"], augment=config["augment"],
+            camera=config.get("camera"),
             on_epoch_end=lambda epoch, logs: mlflow.log_metrics(logs, step=epoch),
             **config["train"],
         )

@@ -10,15 +10,27 @@ Checkpoint folder layout (``out_dir``):
 - ``state.json``: epochs done, best epoch and accuracy, the per-epoch history;
 - ``backbone.keras``: the final float32 inference model (best weights), written at the end.
 
-Running again with the same ``out_dir`` resumes after the last finished epoch.
+Running again with the same ``out_dir`` resumes after the last finished epoch; ``init_from`` starts
+a new ``out_dir`` from a committed checkpoint (a checkpoint folder to resume, or a ``.keras`` model
+whose weights start the training), so one training can be stopped and resumed over several days.
+
+For faces that FER-2013 does not hold: ``camera`` adds the camera augmentation of
+:mod:`emotify_ml.backbones.camera` (framing jitter, blur and down-up scaling, noise, JPEG, gamma and
+contrast, colour cast as serving converts it, occlusion) in front of the Keras augmenter, and
+``class_balance`` makes the rare classes count: per-class sample weights (``"weights"``) or
+logit-adjusted cross-entropy (``"logit_adjust"``, Menon et al. 2021), both with strength ``balance_tau``.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import math
 import os
+import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +41,117 @@ from emotify_ml.exceptions import DataError
 log = logging.getLogger(__name__)
 
 
-def _dataset(images, labels, *, batch_size, augmenter=None, shuffle_seed=None):
+CLASS_BALANCE = ("none", "weights", "logit_adjust")
+"""Ways to make rare classes count in :func:`train_backbone` (``class_balance``)."""
+
+
+def class_prior(labels, n_classes: int) -> np.ndarray:
+    """Training class frequencies (every class at least one count, so a log never sees 0)."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=n_classes).astype(np.float64)
+    return np.maximum(counts, 1.0) / max(counts.sum(), 1.0)
+
+
+def balanced_weights(labels, n_classes: int, tau: float = 1.0) -> np.ndarray:
+    """Per-sample weights ``(1 / (K * prior(c))) ** tau``, normalised to mean 1 over the samples."""
+    prior = class_prior(labels, n_classes)
+    w = (1.0 / (n_classes * prior)) ** float(tau)
+    per_sample = w[np.asarray(labels, dtype=int)]
+    return (per_sample / per_sample.mean()).astype("float32")
+
+
+@functools.lru_cache(maxsize=None)
+def logit_adjusted_loss_class():
+    """The Keras loss class of logit-adjusted cross-entropy (registered on first use, so resuming can load it)."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="emotify")
+    class LogitAdjustedCrossentropy(keras.losses.Loss):
+        """Cross-entropy of ``softmax(logits + tau * log prior)`` for a model that outputs ``softmax(logits)``.
+
+        Training with the prior added makes the model's own softmax the balanced-class posterior
+        (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021), so serving needs no change.
+        """
+
+        def __init__(self, log_prior=(), tau=1.0, label_smoothing=0.0, name="logit_adjusted_crossentropy", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.log_prior = [float(v) for v in log_prior]
+            self.tau = float(tau)
+            self.label_smoothing = float(label_smoothing)
+
+        def call(self, y_true, y_pred):
+            from keras import ops
+
+            y_pred = ops.cast(y_pred, "float32")
+            y_true = ops.cast(y_true, "float32")
+            logits = ops.log(ops.clip(y_pred, 1e-7, 1.0)) + self.tau * ops.convert_to_tensor(self.log_prior, "float32")
+            log_q = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
+            k = float(len(self.log_prior))
+            target = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / k
+            return -ops.sum(target * log_q, axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "log_prior": self.log_prior, "tau": self.tau,
+                    "label_smoothing": self.label_smoothing}
+
+    return LogitAdjustedCrossentropy
+
+
+def _camera_map(params: dict, seed: int):
+    """A ``tf.data`` map that runs :func:`emotify_ml.backbones.camera.camera_augment` on each batch."""
+    import tensorflow as tf
+
+    from emotify_ml.backbones.camera import camera_augment
+
+    camera_augment(np.zeros((1, 8, 8), np.uint8), np.random.default_rng(0), **params)  # bad parameters fail now
+    counter, lock = itertools.count(), threading.Lock()
+
+    def augment(batch):
+        with lock:
+            rng = np.random.default_rng([seed, next(counter)])
+        faces = np.clip(np.rint(batch[..., 0]), 0, 255).astype(np.uint8)
+        return camera_augment(faces, rng, **params).astype("float32")[..., None]
+
+    def fn(x, *rest):
+        out = tf.numpy_function(augment, [x], tf.float32)
+        out.set_shape(x.shape)
+        return (out, *rest)
+
+    return fn
+
+
+def _dataset(images, labels, *, batch_size, augmenter=None, shuffle_seed=None, camera=None, weights=None):
     import tensorflow as tf
 
     x = images.astype("float32")[..., None]
-    ds = tf.data.Dataset.from_tensor_slices((x, labels.astype("int32")))
+    parts = (x, labels.astype("float32") if labels.ndim > 1 else labels.astype("int32"))
+    if weights is not None:
+        parts = (*parts, weights)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    if camera is not None:
+        ds = ds.map(_camera_map(camera, shuffle_seed or 0), num_parallel_calls=1)
     if augmenter is not None:
-        ds = ds.map(lambda a, b: (augmenter(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda a, *rest: (augmenter(a, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _start_from(init_from, out: Path, net) -> None:
+    """Load the weights of a committed ``.keras`` model into ``net`` (layers matched by name and shape)."""
+    import keras
+
+    source = keras.saving.load_model(init_from, compile=False)
+    loaded = 0
+    by_name = {layer.name: layer for layer in source.layers}
+    for layer in net.layers:
+        other = by_name.get(layer.name)
+        if other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights] and layer.weights:
+            layer.set_weights(other.get_weights())
+            loaded += 1
+    if not loaded:
+        raise DataError(f"init_from {str(init_from)!r} shares no layer (by name and shape) with the model to train")
+    log.info("started %s from the weights of %s (%d layers)", out, init_from, loaded)
 
 
 def cpu_has_bf16() -> bool:
@@ -69,6 +181,10 @@ def train_backbone(
     seed: int = 0,
     model: dict | None = None,
     augment: dict | None = None,
+    camera: dict | None = None,
+    class_balance: str = "none",
+    balance_tau: float = 1.0,
+    init_from=None,
     on_epoch_end=None,
     max_epochs_this_call: int | None = None,
 ) -> dict:
@@ -88,6 +204,19 @@ def train_backbone(
         where it roughly doubles throughput; off on GPUs and on other CPUs, where it is emulated).
     model, augment : dict
         Keyword arguments of :func:`build_backbone` and :func:`build_augmenter`.
+    camera : dict, optional
+        Camera augmentation (:func:`emotify_ml.backbones.camera.camera_augment`) before the Keras
+        augmenter; the dict overrides :data:`~emotify_ml.backbones.camera.CAMERA_DEFAULTS` (``{}``: the
+        defaults). None: off.
+    class_balance : {"none", "weights", "logit_adjust"}
+        ``weights``: sample weights ``(1 / (K * prior(c))) ** balance_tau``; ``logit_adjust``: the loss
+        adds ``balance_tau * log prior`` to the logits (the served softmax is then balanced).
+    balance_tau : float
+        Strength of the class balance (0: none, 1: fully balanced).
+    init_from : path, optional
+        A committed checkpoint to start a new ``out_dir`` from: a checkpoint folder (``state.json`` +
+        ``last.keras``), copied in and resumed, or a ``.keras`` model whose weights (matched by layer
+        name and shape) start the training. Ignored when ``out_dir`` already holds a checkpoint.
     on_epoch_end : callable(epoch: int, logs: dict), optional
         Called after every epoch with train/val metrics (e.g. to log to MLflow).
     max_epochs_this_call : int, optional
@@ -102,9 +231,23 @@ def train_backbone(
     import keras
     import tensorflow as tf
 
+    if class_balance not in CLASS_BALANCE:
+        raise ValueError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}; got {class_balance!r}")
+    if not float(balance_tau) >= 0.0:
+        raise ValueError(f"balance_tau must be >= 0; got {balance_tau!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "state.json"
+    init_path = Path(init_from) if init_from else None
+    if init_path is not None and not init_path.exists():
+        raise DataError(f"init_from {str(init_path)!r} does not exist; give a checkpoint folder or a .keras model")
+    if init_path is not None and init_path.is_dir() and not state_file.exists():
+        if not (init_path / "state.json").is_file() or not (init_path / "last.keras").is_file():
+            raise DataError(f"init_from {str(init_path)!r} is not a checkpoint folder (needs state.json and last.keras)")
+        for name in ("state.json", "last.keras", "best.weights.h5"):
+            if (init_path / name).exists():
+                shutil.copyfile(init_path / name, out / name)
+        log.info("resuming the checkpoint %s in %s", init_path, out)
     state = json.loads(state_file.read_text()) if state_file.exists() else {
         "epochs_done": 0, "best_epoch": -1, "best_val_accuracy": -1.0, "history": [], "stopped_early": False}
     model_kwargs = dict(model or {})
@@ -125,23 +268,34 @@ def train_backbone(
         if state["epochs_done"] > 0 and not (out / "last.keras").exists():
             raise DataError(f"{state_file} says {state['epochs_done']} epoch(s) are done but {out / 'last.keras'} is "
                             f"missing; delete {out} to train from scratch")
+        n_classes = int((model_kwargs or {}).get("n_classes", 7))
+        prior = class_prior(train_labels, n_classes)
+        if class_balance == "logit_adjust":
+            loss_class = logit_adjusted_loss_class()
+            loss = loss_class(np.log(prior).tolist(), tau=balance_tau, label_smoothing=label_smoothing)
+        else:
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         if state["epochs_done"] > 0:
+            logit_adjusted_loss_class()  # registered, so a checkpoint trained with it loads
             net = keras.saving.load_model(out / "last.keras")
             log.info("resuming from %s after epoch %d", out / "last.keras", state["epochs_done"])
             # the schedule follows this call's `epochs` (identical when unchanged; re-planned otherwise)
             net.optimizer.learning_rate = schedule
         else:
             net = build_backbone(**model_kwargs)
+            if init_path is not None and init_path.is_file():
+                _start_from(init_path, out, net)
             net.compile(
                 optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                loss=loss,
                 metrics=["accuracy"],
             )
         augmenter = build_augmenter(**(augment or {}), seed=seed)
         n_classes = net.output_shape[-1]
         onehot = lambda y: np.eye(n_classes, dtype="float32")[y]  # noqa: E731
+        weights = balanced_weights(train_labels, n_classes, balance_tau) if class_balance == "weights" else None
         train_ds = _dataset(train_images, onehot(train_labels), batch_size=batch_size, augmenter=augmenter,
-                            shuffle_seed=seed + state["epochs_done"])
+                            shuffle_seed=seed + state["epochs_done"], camera=camera, weights=weights)
         val_ds = _dataset(val_images, onehot(val_labels), batch_size=512)
 
         class Checkpoint(keras.callbacks.Callback):
