@@ -103,6 +103,13 @@ def test_analyze_multipart_and_raw_body(client, ext, media):
         assert "actions" not in face and "track_id" not in face
 
 
+def test_raw_body_with_any_content_type(client, jpeg):
+    """``curl --data-binary @face.jpg`` sends application/x-www-form-urlencoded: still the raw image."""
+    for media in ("application/x-www-form-urlencoded", "application/octet-stream", "text/plain"):
+        response = client.post("/v1/analyze", content=jpeg, headers={"content-type": media})
+        assert response.status_code == 200 and len(response.json()["faces"]) == 1, media
+
+
 def test_no_face_is_200_with_no_faces(client):
     blank = np.full((120, 160, 3), 128, np.uint8)
     response = client.post("/v1/analyze", content=encode(blank, ".png"))
@@ -156,6 +163,10 @@ def test_truncated_and_tiny_images(client, jpeg):
 
 def test_bad_requests_are_clean_4xx(client, jpeg):
     assert_clean_error(client.post("/v1/analyze", files={"photo": ("a.jpg", jpeg, "image/jpeg")}), 422)
+    assert_clean_error(client.post("/v1/analyze", data={"image": "not a file"}, files={"x": ("a", b"1")}), 422)
+    broken = {"content-type": "multipart/form-data; boundary=xyz"}
+    assert client.post("/v1/analyze", content=b"--xyz\r\nbroken", headers=broken).status_code in (400, 422)
+    assert_clean_error(client.post("/v1/analyze", content=b"x", headers={"content-type": "multipart/form-data"}), 400)
     response = client.post("/v1/analyze?actions=maybe", content=jpeg)
     assert_clean_error(response, 422, "invalid_request")
     assert "actions" in response.json()["message"]

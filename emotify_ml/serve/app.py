@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from emotify_ml.exceptions import EmotifyError, ModelNotFoundError
 from emotify_ml.serve.decode import (IMAGE_TYPES, RequestInputError, TooLargeError, UnsupportedMediaError,
@@ -213,12 +215,11 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
               summary="Faces and emotions of one image", openapi_extra=_IMAGE_BODY, responses=_ERRORS)
     async def analyze(request: Request, engine: EngineDep,
                       actions: Annotated[bool, Query(description="also predict each person's action from the body "
-                                                     "pose")] = False,
-                      image: Annotated[UploadFile | None, File(include_in_schema=False)] = None):
+                                                     "pose")] = False):
         """Send the image as the multipart field `image` or as the raw body (`Content-Type: image/jpeg`,
         `image/png`, `image/webp` or `application/octet-stream`). An image without a face gives `"faces": []`."""
         start = time.perf_counter()
-        data = await _upload_bytes(request, image, "image", settings.max_image_bytes)
+        data = await _upload_bytes(request, "image", settings.max_image_bytes)
         frame = await run_blocking(app, decode_image, data, max_bytes=settings.max_image_bytes,
                                    max_pixels=settings.max_pixels)
         records, _ = await run_blocking(app, engine.analyze, frame, actions=actions)
@@ -234,15 +235,14 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
                             stride: Annotated[int, Query(ge=1, le=10_000, description="score every n-th frame")] = 1,
                             max_seconds: Annotated[float | None, Query(gt=0, description="score at most this much "
                                                                        "media time (capped by the server's limit)")]
-                            = None,
-                            video: Annotated[UploadFile | None, File(include_in_schema=False)] = None):
+                            = None):
         """Send the video as the multipart field `video` or as the raw body. The answer streams one JSON line
         per scored frame (faces with track ids and smoothed probabilities), then a summary line. The upload
         is staged in a temporary file that is deleted when the answer ends, however it ends."""
         from emotify_ml.serve.engine import VideoReader
 
         start = time.perf_counter()
-        path = await _stage_upload(request, video, settings)
+        path = await _stage_upload(request, settings)
         try:
             reader = await run_blocking(app, VideoReader, path)
         except EmotifyError as exc:
@@ -288,13 +288,27 @@ def _document_models(app: FastAPI, models) -> None:
     app.openapi = openapi
 
 
-async def _upload_bytes(request: Request, upload: UploadFile | None, field_name: str, limit: int) -> bytes:
-    """The file of a multipart field, else the raw body (the guard already bounds the body's size)."""
-    if upload is not None:
-        data = await upload.read(limit + 1)
-        await upload.close()
-    elif _is_multipart(request):
+async def _multipart_file(request: Request, field_name: str):
+    """(form, the UploadFile of ``field_name``) of a multipart body."""
+    try:
+        form = await request.form(max_files=4, max_fields=20)
+    except MultiPartException as exc:
+        raise RequestInputError(f"malformed multipart body: {exc.message}") from None
+    upload = form.get(field_name)
+    if not isinstance(upload, StarletteUploadFile):
+        await form.close()
         raise RequestInputError(f"the multipart body has no file field {field_name!r}")
+    return form, upload
+
+
+async def _upload_bytes(request: Request, field_name: str, limit: int) -> bytes:
+    """The file of a multipart field, else the raw body whatever its content type (the guard bounds the size)."""
+    if _is_multipart(request):
+        form, upload = await _multipart_file(request, field_name)
+        try:
+            data = await upload.read(limit + 1)
+        finally:
+            await form.close()
     else:
         data = await request.body()
     if len(data) > limit:
@@ -306,26 +320,28 @@ def _is_multipart(request) -> bool:
     return request.headers.get("content-type", "").lower().startswith("multipart/")
 
 
-async def _stage_upload(request: Request, upload: UploadFile | None, settings: ServeSettings) -> str:
+async def _stage_upload(request: Request, settings: ServeSettings) -> str:
     """Write the uploaded video to a fresh temporary file (deleted again on any failure)."""
+    too_big = f"the video is over the limit of {settings.max_video_bytes / 1e6:.1f} MB"
     fd, path = tempfile.mkstemp(prefix="emotify-upload-", suffix=".video", dir=settings.tmp_dir)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            if upload is not None:
-                while chunk := await upload.read(CHUNK):
-                    size += len(chunk)
-                    if size > settings.max_video_bytes:
-                        raise TooLargeError(f"the video is over the limit of {settings.max_video_bytes / 1e6:.1f} MB")
-                    out.write(chunk)
-                await upload.close()
-            elif _is_multipart(request):
-                raise RequestInputError("the multipart body has no file field 'video'")
+            if _is_multipart(request):
+                form, upload = await _multipart_file(request, "video")
+                try:
+                    while chunk := await upload.read(CHUNK):
+                        size += len(chunk)
+                        if size > settings.max_video_bytes:
+                            raise TooLargeError(too_big)
+                        out.write(chunk)
+                finally:
+                    await form.close()
             else:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > settings.max_video_bytes:
-                        raise TooLargeError(f"the video is over the limit of {settings.max_video_bytes / 1e6:.1f} MB")
+                        raise TooLargeError(too_big)
                     out.write(chunk)
         if size == 0:
             raise UnsupportedMediaError("empty body: send a video (multipart field 'video' or the raw body)")
