@@ -282,10 +282,8 @@ def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None)
     """
     from emotify_ml.paths import PACKAGE_DIR
 
-    try:  # the model contract (emotify_ml.models); the old emotify_ml.model until it has landed
-        from emotify_ml.models.loading import load_emotion_model
-    except ImportError:
-        from emotify_ml.model import load_emotion_model
+    from emotify_ml.models.loading import load_emotion_model
+
     model = load_emotion_model(model_uri, tracking_uri=tracking_uri)
     uri = str(getattr(model, "source", "") or "")
     shipped = PACKAGE_DIR / "models" / "shipped" / "emotion"
