@@ -173,6 +173,7 @@ class FaceStream:
             record.pop("source", None)
             if not asked:
                 record.pop("actions", None)
+            _tidy(record)
         return records, dict(faces.timings)
 
     def reset(self) -> None:
@@ -190,6 +191,19 @@ def _stateless(record: dict, actions: bool) -> dict:
         record.pop(key, None)
     if not actions:
         record.pop("actions", None)
+    return _tidy(record)
+
+
+def _tidy(record: dict) -> dict:
+    """Round for JSON: pixels to 0.01, scores to 1e-4, probabilities to 1e-6."""
+    record["box"] = [round(v, 2) for v in record["box"]]
+    if record.get("score") is not None:
+        record["score"] = round(record["score"], 4)
+    if record.get("landmarks") is not None:
+        record["landmarks"] = [[round(v, 2) for v in point] for point in record["landmarks"]]
+    for key in ("probabilities", "smoothed"):
+        if record.get(key) is not None:
+            record[key] = {name: round(p, 6) for name, p in record[key].items()}
     return record
 
 
