@@ -37,8 +37,8 @@ def _chromium() -> str:
     pytest.skip("no chromium on PATH: install Debian's (apt-get install -y chromium) to run the browser test")
 
 
-@pytest.fixture
-def server(monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
     """The real server (shipped model) in a thread, on a free loopback port; yields its base URL."""
     import uvicorn
 
@@ -46,8 +46,10 @@ def server(monkeypatch, tmp_path):
     from emotify_ml.serve.app import LOOPBACK_HOSTS, ServeSettings, create_app
     from emotify_ml.serve.engine import load_engine
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'no-registry.db'}")  # no champion: shipped
-    engine = load_engine()
+    _chromium()  # skip before loading the model
+    with pytest.MonkeyPatch.context() as patch:  # no champion in this store: the shipped model
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('store') / 'none.db'}")
+        engine = load_engine()
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     app = create_app(engine, ServeSettings(allowed_hosts=[*LOOPBACK_HOSTS], workers=2))
@@ -100,14 +102,16 @@ class DevTools:
         return result.get("result", {}).get("value")
 
 
-def _start_chromium(binary: str, profile: Path, camera: Path) -> tuple[subprocess.Popen, str]:
+def _start_chromium(binary: str, profile: Path, camera: Path | None) -> tuple[subprocess.Popen, str]:
+    """Headless chromium; ``camera``: a .y4m its fake camera plays (None: no camera at all)."""
     profile.mkdir()
+    fake = (["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+            if camera is not None else [])
     proc = subprocess.Popen([
         binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--no-default-browser-check", "--disable-sync",
         "--disable-extensions", "--mute-audio", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera}", "--window-size=1360,1000", "about:blank"],
+        "--use-fake-ui-for-media-stream", *fake, "--window-size=1360,1000", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     active = profile / "DevToolsActivePort"
     deadline = time.monotonic() + 30
@@ -122,18 +126,42 @@ def _start_chromium(binary: str, profile: Path, camera: Path) -> tuple[subproces
     pytest.fail(f"chromium did not open its DevTools port (exit code {proc.poll()})")
 
 
-async def _drive(devtools_url: str, page_url: str, shot: Path) -> dict:
+async def _open_page(cdp: DevTools, page_url: str) -> tuple[str, str]:
+    """A new tab at ``page_url``: (target id, session id)."""
+    target = (await cdp.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
+    session = (await cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
+    for method in ("Page.enable", "Runtime.enable", "DOM.enable"):
+        await cdp.call(method, session=session)
+    await cdp.call("Emulation.setDeviceMetricsOverride", {"width": 1360, "height": 1000, "deviceScaleFactor": 1,
+                                                          "mobile": False}, session)
+    await cdp.call("Page.navigate", {"url": page_url}, session)
+    return target, session
+
+
+async def _wait_for(cdp: DevTools, session: str, expression: str, seconds: float):
+    """Evaluate ``expression`` until it is truthy (its value) or ``seconds`` pass (None)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = await cdp.evaluate(session, expression)
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    return None
+
+
+async def _choose_file(cdp: DevTools, session: str, path: Path) -> None:
+    """Pick a file in the page's file input, as a user would."""
+    root = (await cdp.call("DOM.getDocument", session=session))["root"]["nodeId"]
+    node = (await cdp.call("DOM.querySelector", {"nodeId": root, "selector": "#file"}, session))["nodeId"]
+    await cdp.call("DOM.setFileInputFiles", {"files": [str(path)], "nodeId": node}, session)
+
+
+async def _drive(devtools_url: str, page_url: str, shot: Path, image: Path, video: Path) -> dict:
     from websockets.asyncio.client import connect
 
     async with connect(devtools_url, max_size=None, proxy=None, open_timeout=20) as ws:
         cdp = DevTools(ws)
-        target = (await cdp.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        session = (await cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-        await cdp.call("Page.enable", session=session)
-        await cdp.call("Runtime.enable", session=session)
-        await cdp.call("Emulation.setDeviceMetricsOverride", {"width": 1360, "height": 1000, "deviceScaleFactor": 1,
-                                                              "mobile": False}, session)
-        await cdp.call("Page.navigate", {"url": page_url}, session)
+        target, session = await _open_page(cdp, page_url)
         start = time.monotonic()
         seen = None
         while time.monotonic() - start < 15:
@@ -156,23 +184,46 @@ async def _drive(devtools_url: str, page_url: str, shot: Path) -> dict:
         later = await cdp.evaluate(session, "({points: window.emotify.timelinePoints(), frames: window.emotify.frames})")
         png = await cdp.call("Page.captureScreenshot", {"format": "png"}, session)
         shot.write_bytes(base64.b64decode(png["data"]))
+        await _choose_file(cdp, session, image)  # an image: annotated, with its faces listed
+        dropped = await _wait_for(cdp, session, """window.emotify.lastImage && {
+            faces: window.emotify.lastImage.faces.length,
+            label: (document.querySelector('#image-faces .face-label') || {}).textContent}""", 30)
+        await _choose_file(cdp, session, video)  # a video: its timeline, and CSV/JSON downloads
+        video_done = await _wait_for(cdp, session, """!document.getElementById('download-csv').disabled && {
+            lines: window.emotify.videoLines.length,
+            summary: window.emotify.videoLines[window.emotify.videoLines.length - 1].type,
+            progress: document.getElementById('video-progress').textContent}""", 60)
         await cdp.call("Target.closeTarget", {"targetId": target})
-        return {"first": seen, "later": later, "first_face_s": first_face_s}
+        return {"first": seen, "later": later, "first_face_s": first_face_s, "image": dropped, "video": video_done}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_camera, tmp_path):
-    binary = _chromium()
-    proc, devtools_url = _start_chromium(binary, tmp_path / "profile", fake_camera)
+    """Webcam: a box and a label within 15 s, a growing timeline; then an image and a video picked in the page."""
+    import cv2
+
+    from emotify_ml.io.synthetic import synthetic_frames, write_video
+
+    from .serve_support import face_frame
+
+    image = tmp_path / "face.jpg"
+    cv2.imwrite(str(image), face_frame(k=1))
+    video = write_video(tmp_path / "clip.avi", synthetic_frames(clear_faces()[:2], frames_per_face=6,
+                                                                size=(320, 240), face_px=150), fps=10)
+    proc, devtools_url = _start_chromium(_chromium(), tmp_path / "profile", fake_camera)
     shot = tmp_path / "artifacts" / "serve_page.png"
     shot.parent.mkdir()
     try:
-        result = asyncio.run(_drive(devtools_url, f"{server}/?autostart=1", shot))
+        result = asyncio.run(_drive(devtools_url, f"{server}/?autostart=1", shot, image, video))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
     from emotify_ml.labels import EMOTIONS
 
     first, later = result["first"], result["later"]
@@ -182,6 +233,9 @@ def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_came
     assert "emotify-emotion" in first["model"]
     assert later["points"] > first["points"] and later["frames"] > first["frames"]  # the timeline grows
     assert shot.stat().st_size > 10_000
+    assert result["image"] and result["image"]["faces"] == 1 and result["image"]["label"] in EMOTIONS
+    assert result["video"], "the dropped video was not scored within 60 s"
+    assert result["video"]["summary"] == "summary" and result["video"]["lines"] == 7  # 12 frames, the page asks every 2nd
     copy_to = os.environ.get("EMOTIFY_SCREENSHOT")
     if copy_to:  # for the docs: a 256-colour PNG is a third of the size and looks the same
         from PIL import Image
@@ -189,3 +243,28 @@ def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_came
         with Image.open(shot) as image:
             image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                           dither=Image.Dither.NONE).save(copy_to, optimize=True)
+
+
+def test_page_without_a_camera_says_so(server, tmp_path):
+    """No camera at all: a clear message instead of the video, and the rest of the page still works."""
+    async def run(devtools_url):
+        from websockets.asyncio.client import connect
+
+        async with connect(devtools_url, max_size=None, proxy=None, open_timeout=20) as ws:
+            cdp = DevTools(ws)
+            _, session = await _open_page(cdp, f"{server}/?autostart=1")
+            message = await _wait_for(cdp, session, """(() => {
+                const box = document.getElementById('message');
+                return !box.hidden && box.textContent;
+            })()""", 15)
+            model = await cdp.evaluate(session, "document.getElementById('model').textContent")
+            return message, model
+
+    proc, devtools_url = _start_chromium(_chromium(), tmp_path / "profile", camera=None)
+    try:
+        message, model = asyncio.run(run(devtools_url))
+    finally:
+        _stop(proc)
+    assert message and ("No camera was found" in message or "could not be started" in message
+                        or "denied" in message), message
+    assert "emotify-emotion" in model

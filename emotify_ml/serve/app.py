@@ -105,7 +105,9 @@ class ServeSettings:
 
     @property
     def n_workers(self) -> int:
-        return max(1, int(self.workers or os.cpu_count() or 1))
+        """Scoring threads: ``workers``, else the cores this process may run on."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, int(self.workers or cores or 1))
 
 
 def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
