@@ -10,12 +10,20 @@ image) is then
 - ``side / max(w, h)``: how much bigger than the box the crop is (``1 + 2 * margin``);
 - ``(crop centre - box centre) / h`` vertically and ``/ w`` horizontally: the centre offset.
 
-The medians are the defaults of :mod:`emotify_ml.features.preprocessing` (``DEFAULT_MARGIN``,
-``DEFAULT_SHIFT_Y``). Eye positions and the eye-line tilt are reported too.
+The median margin is :data:`emotify_ml.features.preprocessing.DEFAULT_MARGIN`; the centre offset
+is within the spread (and changes sign between 2x and 4x), so the crop stays centred on the box.
+Eye positions and the eye-line tilt are reported too.
 
-    python benchmarks/framing.py [--root ../shared/data/fer2013] [--n 3000] [--scale 4]
+``--effect`` shows what the framing does through the product path (:class:`emotify_ml.scoring.FrameStep`),
+old margin against new: on the in-the-wild photos of ``muxspace_dev`` (:mod:`emotify_ml.photo_evaluation`),
+and on a 640x480 clip made of labelled FER-2013 PublicTest faces (each face upscaled to 200 px and
+held for 5 frames with camera jitter and noise, :func:`emotify_ml.io.synthetic.synthetic_frames`):
+the live path's per-frame accuracy against the same faces given as crops (``detect="never"``).
 
-Prints a table and writes ``benchmarks/results/framing.json``.
+    python benchmarks/framing.py [--root ../shared/data/fer2013] [--n 3000] [--scale 4 2]
+    python benchmarks/framing.py --effect [--model <uri or folder>] [--margins 0.15 0.0]
+
+Prints tables and writes ``benchmarks/results/framing.json`` (``--effect``: ``framing_effect.json``).
 """
 
 from __future__ import annotations
@@ -100,6 +108,68 @@ def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> d
     return out
 
 
+def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0) -> dict:
+    """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops."""
+    from emotify_ml.io.synthetic import synthetic_frames
+    from emotify_ml.photo_evaluation import make_frame_step
+
+    out = {"n_faces": int(len(faces)), "frames_per_face": frames_per_face, "frame": "640x480, face 200 px, jitter 2 px, "
+           "noise 4", "crops": None, "live": {}}
+    crops = make_frame_step(model, detect="never")
+    pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
+    out["crops"] = {"accuracy": float(np.mean(pred == labels))}
+    for margin in margins:
+        step = make_frame_step(model, detect="always", margin=margin)
+        correct, found = 0, 0
+        for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed)):
+            result = step.score(frame, picture=False)
+            if len(result.boxes):
+                found += 1
+                big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
+                correct += int(result.probabilities[big].argmax() == labels[k // frames_per_face])
+        n = len(faces) * frames_per_face
+        out["live"][str(margin)] = {"accuracy": correct / n, "face_found": found / n,
+                                    "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"])}
+    return out
+
+
+def effect(args) -> int:
+    """Old against new framing through the product path: muxspace_dev photos, and a clip of labelled faces."""
+    from emotify_ml.data import load_fer2013
+    from emotify_ml.data.photos import load_photos
+    from emotify_ml.labels import EMOTIONS, VALIDATION
+    from emotify_ml.models import load_emotion_model
+    from emotify_ml.photo_evaluation import photo_report, score_photos
+
+    model = load_emotion_model(args.model)
+    result = {"model": str(getattr(model, "source", args.model)), "margins": args.margins, "muxspace_dev": {}}
+    keys = ("accuracy", "macro_f1", "accuracy_all", "n_no_face", "neutral_as_angry",
+            *(f"recall_{c}" for c in EMOTIONS))
+    photos = load_photos(args.photos)
+    print(f"| margin | {' | '.join(keys)} |\n|---|{'---:|' * len(keys)}")
+    for margin in args.margins:
+        report = photo_report(score_photos(photos, model, margin=margin))
+        result["muxspace_dev"][str(margin)] = {k: report[k] for k in keys}
+        print(f"| {margin} | " + " | ".join(f"{report[k]:.3f}" if isinstance(report[k], float) else str(report[k])
+                                          for k in keys) + " |", flush=True)
+    val = load_fer2013(args.root).split(VALIDATION)
+    rng = np.random.default_rng(args.seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(val.labels == c), size=min(args.clip_per_class,
+                                     int((val.labels == c).sum())), replace=False) for c in range(len(EMOTIONS))])
+    idx = rng.permutation(idx)
+    clip = clip_effect(model, val.images[idx], val.labels[idx], args.margins, seed=args.seed)
+    result["clip"] = clip
+    print(f"\nclip of {clip['n_faces']} PublicTest faces x {clip['frames_per_face']} frames: crops "
+          f"{clip['crops']['accuracy']:.3f}")
+    for margin, r in clip["live"].items():
+        print(f"  live path, margin {margin}: {r['accuracy']:.3f} (face found in {r['face_found']:.1%} of frames), "
+              f"{r['gap_to_crops_points']:+.1f} points against the crops")
+    out = Path(args.out).with_name("framing_effect.json")
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "fer2013"))
@@ -107,7 +177,14 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", type=int, nargs="+", default=[4], help="upscaling factors (48 -> 48*scale px)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(RESULTS / "framing.json"))
+    parser.add_argument("--effect", action="store_true", help="old vs new framing through the product path")
+    parser.add_argument("--model", default=None, help="--effect: model URI or folder (default: champion, else shipped)")
+    parser.add_argument("--margins", type=float, nargs="+", default=[0.15, 0.0], help="--effect: margins compared")
+    parser.add_argument("--photos", default=str(REPO.parent / "shared" / "data" / "muxspace_dev"))
+    parser.add_argument("--clip-per-class", type=int, default=50, help="--effect: PublicTest faces per class in the clip")
     args = parser.parse_args(argv)
+    if args.effect:
+        return effect(args)
 
     from emotify_ml.data import load_fer2013
     from emotify_ml.features import preprocessing
@@ -137,8 +214,7 @@ def main(argv=None) -> int:
     ref = result["by_scale"][str(args.scale[0])]["stats"]
     result["derived"] = {"margin": round(ref["margin"]["median"], 3), "shift_y": round(ref["shift_y_over_h"]["median"], 3),
                          "shift_x": round(ref["shift_x_over_w"]["median"], 3)}
-    result["defaults_in_code"] = {"margin": preprocessing.DEFAULT_MARGIN,
-                                  "shift_y": getattr(preprocessing, "DEFAULT_SHIFT_Y", 0.0)}
+    result["defaults_in_code"] = {"margin": preprocessing.DEFAULT_MARGIN}
     print(f"\nderived crop: margin {result['derived']['margin']} (side = {1 + 2 * result['derived']['margin']:.2f} x "
           f"the box), centre shifted by {result['derived']['shift_y']} x the box height "
           f"(horizontal {result['derived']['shift_x']}); in code now: {result['defaults_in_code']}")

@@ -1,7 +1,8 @@
 """Evaluate an emotion model on labelled photos through the product's own frame scoring.
 
 Each photo goes through the frame step that live and batch scoring run on every frame
-(:class:`emotify_ml.scoring.FrameStep`: detect -> align -> crop -> classify); the biggest face found is the photo's answer. Photos where no
+(:class:`emotify_ml.scoring.FrameStep`: detect -> align -> crop -> classify); the biggest face
+found is the photo's answer. Photos where no
 face is found are listed and left out of the face metrics; ``accuracy_all`` counts them as
 errors. With ``detect="never"`` each photo is taken as an already cropped face (as FER-2013's
 48x48 files), exactly as batch scoring takes such files.
@@ -9,7 +10,7 @@ errors. With ``detect="never"`` each photo is taken as an already cropped face (
 Library code: plain arguments in, plain results out; :mod:`pipelines.evaluate` adds Hydra and MLflow.
 
 >>> from emotify_ml.data.photos import load_photos                        # doctest: +SKIP
->>> from emotify_ml.model import load_emotion_model                       # doctest: +SKIP
+>>> from emotify_ml.models import load_emotion_model                       # doctest: +SKIP
 >>> scores = score_photos(load_photos("photos/"), load_emotion_model())  # doctest: +SKIP
 >>> photo_report(scores)["accuracy"]                                      # doctest: +SKIP
 """
@@ -125,8 +126,7 @@ def photo_report(scores: PhotoScores) -> dict:
     if found.any():
         out = evaluate(y[found], scores.proba[found], EMOTIONS)
         pred = scores.proba[found].argmax(1)
-        neutral = y[found] == EMOTION_TO_INDEX["neutral"]
-        out["neutral_as_angry"] = float(np.mean(pred[neutral] == EMOTION_TO_INDEX["angry"])) if neutral.any() else float("nan")
+        out["neutral_as_angry"] = called_as(y[found], pred, "neutral", "angry")
         out["accuracy_all"] = float(np.sum(pred == y[found]) / len(y))
     else:
         out = {"accuracy": float("nan"), "macro_f1": float("nan"), "accuracy_all": 0.0, "n": 0}
@@ -135,6 +135,13 @@ def photo_report(scores: PhotoScores) -> dict:
                 "photos_per_s": float(len(y) / scores.seconds) if scores.seconds > 0 else float("nan"),
                 "no_face": [rel[i] for i in np.flatnonzero(~found)]})
     return out
+
+
+def called_as(y_true, y_pred, true: str, predicted: str) -> float:
+    """Share of the ``true`` faces predicted as ``predicted`` (e.g. neutral called angry); NaN without ``true`` faces."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    mask = y_true == EMOTION_TO_INDEX[true]
+    return float(np.mean(y_pred[mask] == EMOTION_TO_INDEX[predicted])) if mask.any() else float("nan")
 
 
 def predictions_frame(scores: PhotoScores):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from pathlib import Path
 
 import hydra
@@ -29,31 +28,23 @@ from pipelines._common import CONFIG_PATH, build, exit_on_error, to_dict
 log = logging.getLogger("emotify.evaluate")
 
 
-def model_identity(resolved) -> dict[str, str]:
-    """Name, version, URI and source of a resolved model (:func:`emotify_ml.model.resolve_model`).
+def model_identity(model) -> dict[str, str]:
+    """Name, version, source and runtime of a loaded model (:func:`emotify_ml.models.load_model`).
 
-    A registry URI gives name and version; a model folder gives them from its
-    ``registered_model_meta`` (MLflow's record of where a registered model was downloaded from)
-    and its source from ``provenance.json`` (a shipped model), else the folder itself.
+    A registry model carries its name and version; a model folder (the shipped model) gives them
+    from its ``provenance.json`` (``registered_version``: ``<name>/<version>``, and the run it came from).
     """
-    uri, local = str(resolved.uri), Path(resolved.local_dir)
-    name, version, source = "", resolved.version or "", uri
-    if uri.startswith("models:/"):
-        name = uri[len("models:/"):].split("/")[0].split("@")[0]
-    meta = local / "registered_model_meta"
-    if meta.is_file():
-        import yaml
-
-        fields = yaml.safe_load(meta.read_text()) or {}
-        name = name or str(fields.get("model_name") or "")
-        version = version or str(fields.get("model_version") or "")
-    provenance = local / "provenance.json"
+    name, version, source = model.name or "", model.version or "", str(model.source)
+    provenance = Path(source) / "provenance.json"
     if provenance.is_file():
         record = json.loads(provenance.read_text())
-        source = str(record.get("registered_version") or record.get("source") or source)
+        registered = str(record.get("registered_version") or "")
+        if registered and not name:
+            name, _, version = registered.partition("/")
         if record.get("run_id"):
-            source += f" (run {record['run_id']})"
-    return {"model.uri": uri, "model.name": name or local.name, "model.version": version, "model.source": source}
+            source += f" (from run {record['run_id']})"
+    return {"model.uri": str(model.source), "model.name": name or Path(str(model.source)).name,
+            "model.version": version, "model.source": source, "model.runtime": str(model.runtime)}
 
 
 def evaluate_photos(cfg: DictConfig) -> dict:
@@ -63,8 +54,8 @@ def evaluate_photos(cfg: DictConfig) -> dict:
     from emotify_ml.evaluation import confusion_matrix_figure, scalar_metrics
     from emotify_ml.features.preprocessing import DEFAULT_MARGIN
     from emotify_ml.labels import EMOTIONS
-    from emotify_ml.mlflow_runs import log_json, tracked_run
-    from emotify_ml.model import load_emotion_model, resolve_model
+    from emotify_ml.mlflow_runs import tracked_run
+    from emotify_ml.models import load_model
     from emotify_ml.photo_evaluation import photo_report, predictions_frame, score_photos
 
     config = to_dict(cfg)
@@ -72,9 +63,9 @@ def evaluate_photos(cfg: DictConfig) -> dict:
         raise ValueError("data.root is required: a folder with labels.csv (image,label) and the photos, or one "
                          "folder per class, e.g. data.root=../shared/data/muxspace_dev")
     photos = build(cfg.data)
-    resolved = resolve_model(config["model"], tracking_uri=config["tracking"]["uri"])
-    model = load_emotion_model(resolved.local_dir)
-    identity = model_identity(resolved)
+    model = load_model(config["model"], kind="emotion", tracking_uri=config["tracking"]["uri"],
+                       runtime=config["runtime"])
+    identity = model_identity(model)
     scoring = config["scoring"]
     scoring["margin"] = DEFAULT_MARGIN if scoring.get("margin") is None else float(scoring["margin"])  # logged as used
     experiment = config["tracking"]["experiment"] or f"emotify-eval-{photos.name}"
@@ -118,7 +109,7 @@ def summary_table(report: dict, name: str, identity: dict) -> str:
     from emotify_ml.labels import EMOTIONS
 
     lines = [f"{name} ({report['n_photos']} photos) with {identity['model.name']} {identity['model.version']} "
-             f"[{identity['model.source']}]",
+             f"[{identity['model.source']}, runtime {identity['model.runtime']}]",
              f"accuracy {report.get('accuracy', float('nan')):.4f} (faces found) / {report.get('accuracy_all', 0):.4f} "
              f"(all photos), macro-F1 {report.get('macro_f1', float('nan')):.4f}, neutral called angry "
              f"{report.get('neutral_as_angry', float('nan')):.3f}, no face in {report['n_no_face']} photos",

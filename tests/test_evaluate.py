@@ -48,6 +48,7 @@ def test_bundled_sample_as_crops_is_reported_and_tracked(tmp_path, tracking_uri,
     tags, metrics = run.data.tags, run.data.metrics
     assert run.info.status == "FINISHED" and tags["emotify.kind"] == "evaluation"
     assert tags["model.name"] == "emotify-emotion" and tags["model.version"] and tags["model.source"]
+    assert tags["model.runtime"]
     assert tags["dataset.name"] == "test" and tags["dataset.hash"] == load_photos(SAMPLE_TEST).content_hash()
     assert metrics["val_accuracy"] == pytest.approx(report["accuracy"]) and "val_recall_disgust" in metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
@@ -56,7 +57,7 @@ def test_bundled_sample_as_crops_is_reported_and_tracked(tmp_path, tracking_uri,
 
 def test_photos_go_through_the_detector_and_faceless_photos_are_listed(tmp_path, person_photo):
     """The live path (detect -> align -> crop -> classify) on a real photograph; a blank photo has no face."""
-    from emotify_ml.model import load_emotion_model
+    from emotify_ml.models import load_emotion_model
     from emotify_ml.photo_evaluation import photo_report, predictions_frame, score_photos
 
     (tmp_path / "happy").mkdir()

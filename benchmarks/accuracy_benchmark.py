@@ -1,0 +1,127 @@
+"""Emotify against the fer peer on the same crops: FER-2013 PrivateTest and in-the-wild photos (muxspace_dev).
+
+- PrivateTest (3,589 faces): the 48x48 files are the crops, given to both models as they are.
+- muxspace_dev (2,156 photos): the product path finds and crops each photo's biggest face
+  (:meth:`emotify_ml.scoring.FrameStep.locate`: YuNet, eye alignment, the default margin); Emotify
+  classifies exactly those crops, and the peer gets the same square of the photo, cropped by the same
+  function (:func:`emotify_ml.features.preprocessing.crop_face`) at full resolution and resized to its
+  64x64 input. Photos without a face are left out for both (and counted).
+
+Reported per set and model: accuracy, macro-F1, per-class recall (disgust, fear, surprise included)
+and the share of neutral faces called angry. Several Emotify models can be compared (``--model`` a b).
+
+    python benchmarks/accuracy_benchmark.py [--model <uri or folder> ...] [--sets privatetest muxspace_dev]
+
+Prints one table and writes ``benchmarks/results/accuracy.json``. The peer is loaded by
+``benchmarks/fer_peer.py`` (its row is skipped when ``../shared/models/fer_peer`` is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+RESULTS = REPO / "benchmarks" / "results"
+SHARED = REPO.parent / "shared"
+SETS = ("privatetest", "muxspace_dev")
+
+
+def metrics(y_true, proba) -> dict:
+    """Accuracy, macro-F1, per-class recall and neutral-called-angry of one model on one set."""
+    from emotify_ml.evaluation import evaluate
+    from emotify_ml.labels import EMOTIONS
+    from emotify_ml.photo_evaluation import called_as
+
+    m = evaluate(y_true, proba, EMOTIONS)
+    out = {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+    out.update({f"recall_{c}": m[f"recall_{c}"] for c in EMOTIONS})
+    out["neutral_as_angry"] = called_as(y_true, np.asarray(proba).argmax(1), "neutral", "angry")
+    return out
+
+
+def privatetest_crops(root):
+    from emotify_ml.data import load_fer2013
+    from emotify_ml.labels import TEST
+
+    test = load_fer2013(root).split(TEST)
+    return list(test.images), test.images, test.labels, {"n_photos": len(test), "n_no_face": 0}
+
+
+def photo_crops(root, model):
+    """(peer crops at full resolution, product crops (N, 48, 48), labels, counts) of each photo's biggest face."""
+    from emotify_ml.data.photos import load_photos
+    from emotify_ml.features.preprocessing import crop_face
+    from emotify_ml.photo_evaluation import make_frame_step
+
+    photos = load_photos(root)
+    step = make_frame_step(model, detect="always")
+    full, crops, labels = [], [], []
+    for i in range(len(photos)):
+        frame = photos.read(i)
+        faces, cut = step.locate(frame, picture=True)
+        if not len(faces.boxes):
+            continue
+        k = int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))
+        eyes = faces.landmarks[k, :2] if (faces.landmarks is not None and step.options.align) else None
+        full.append(crop_face(frame, faces.boxes[k], step.options.margin, eyes))
+        crops.append(cut[k])
+        labels.append(photos.labels[i])
+    return full, np.stack(crops), np.array(labels), {"n_photos": len(photos), "n_no_face": len(photos) - len(labels)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", nargs="+", default=[None], help="Emotify model URIs or folders (default: champion, "
+                                                                 "else the shipped model)")
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--fer-root", default=str(SHARED / "data" / "fer2013"))
+    parser.add_argument("--photos", default=str(SHARED / "data" / "muxspace_dev"))
+    parser.add_argument("--out", default=str(RESULTS / "accuracy.json"))
+    args = parser.parse_args(argv)
+
+    from fer_peer import PeerNotFoundError, load_peer
+
+    from emotify_ml.features.preprocessing import DEFAULT_MARGIN
+    from emotify_ml.models import load_emotion_model
+
+    models = {str(uri or "default"): load_emotion_model(uri) for uri in args.model}
+    try:
+        peer = load_peer()
+    except PeerNotFoundError as exc:
+        print(f"skipping the peer: {exc}")
+        peer = None
+    result = {"margin": DEFAULT_MARGIN, "peer": getattr(peer, "name", None), "sets": {}}
+    first = next(iter(models.values()))
+    for name in args.sets:
+        t0 = time.perf_counter()
+        full, crops, labels, counts = (privatetest_crops(args.fer_root) if name == "privatetest"
+                                       else photo_crops(args.photos, first))
+        rows = {}
+        for label, model in models.items():
+            rows[f"emotify {label}"] = metrics(labels, model.predict_proba(crops))
+        if peer is not None:
+            rows["fer peer"] = metrics(labels, peer.predict_proba(full))
+        result["sets"][name] = {**counts, "seconds": time.perf_counter() - t0, "rows": rows}
+
+    cols = ("accuracy", "macro_f1", "recall_disgust", "recall_fear", "recall_surprise", "neutral_as_angry")
+    print(f"\nsame crops for both (margin {DEFAULT_MARGIN}); muxspace_dev: the product path's biggest face per photo\n")
+    print("| set | model | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * len(cols))
+    for name, block in result["sets"].items():
+        for model, m in block["rows"].items():
+            print(f"| {name} ({m['n']}) | {model} | " + " | ".join(f"{m[c]:.3f}" for c in cols) + " |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
