@@ -14,9 +14,12 @@ import contextlib
 import json
 import logging
 import math
+import os
 import platform
+import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -37,6 +40,21 @@ SWEEP_TAG = "emotify.sweep"
 """Tag on a sweep's parent run (value ``parent``); its children carry ``mlflow.parentRunId``."""
 
 PARENT_TAG = "mlflow.parentRunId"
+PID_TAG, HOST_TAG, STARTED_TAG = "emotify.pid", "emotify.host", "emotify.process_start"
+"""Tags naming the process that owns a run: a RUNNING run whose process is gone is a ghost (:func:`end_ghost_runs`)."""
+
+TRACKING_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "uc")
+"""URI schemes of an MLflow tracking store (a plain path has none; ``postgresql+psycopg2`` counts as postgresql)."""
+
+TELEMETRY_OPT_IN = "EMOTIFY_ALLOW_TELEMETRY"
+"""Set to 1 to let MLflow (and other libraries) send their usage telemetry; off otherwise."""
+
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "HF_HUB_DISABLE_TELEMETRY": "1",
+                 "GRADIO_ANALYTICS_ENABLED": "False"}
+"""Environment switches that turn off the telemetry of the libraries Emotify runs."""
+
+FAULT_PAUSE = "EMOTIFY_FAULT_PAUSE"
+"""``<point>:<seconds>``: sleep at that named point (tests kill a real process there; see :func:`fault_point`)."""
 MAX_DIFF_CHARS = 1_000_000
 """Largest uncommitted diff logged with a run from a dirty checkout."""
 
@@ -111,7 +129,7 @@ def set_tracking(tracking_uri: str | None = None, experiment: str = DEFAULT_EXPE
     """Point MLflow at ``tracking_uri`` (default: local sqlite) and select ``experiment`` (created if new)."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
+    mlflow.set_tracking_uri(check_tracking_uri(tracking_uri))
     return mlflow.set_experiment(experiment_id=_experiment_id(mlflow.MlflowClient(), experiment, create=True))
 
 
@@ -128,8 +146,157 @@ def artifact_location(tracking_uri: str | None) -> str | None:
 
 
 def provenance_tags() -> dict[str, str]:
-    """Git commit, branch and dirty flag, and the command line: the tags every Emotify run carries."""
-    return {**git_info(), "command": " ".join(sys.argv)[:5000]}
+    """Git commit, branch and dirty flag, the command line and the owning process: the tags every Emotify run carries."""
+    return {**git_info(), "command": " ".join(sys.argv)[:5000], **process_tags()}
+
+
+def process_tags(pid: int | None = None) -> dict[str, str]:
+    """``emotify.pid`` / ``emotify.host`` / ``emotify.process_start`` of ``pid`` (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
+    started = _process_start(pid)
+    if started:
+        tags[STARTED_TAG] = started
+    return tags
+
+
+def _process_start(pid: int) -> str:
+    """When ``pid`` started, in clock ticks since boot (Linux ``/proc``); empty where unknown.
+
+    Tells a process from a later one that got the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def process_alive(pid: int, started: str = "") -> bool:
+    """Whether process ``pid`` runs (and, when ``started`` is known, is the one that started then)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    if started:
+        now = _process_start(pid)
+        return not now or now == started
+    return True
+
+
+def is_ghost(run) -> bool:
+    """A RUNNING run of this host whose owning process (``emotify.pid`` tag) is gone."""
+    tags = run.data.tags
+    if run.info.status != "RUNNING" or tags.get(HOST_TAG) != socket.gethostname():
+        return False
+    try:
+        pid = int(tags.get(PID_TAG, ""))
+    except ValueError:
+        return False
+    return not process_alive(pid, tags.get(STARTED_TAG, ""))
+
+
+def end_ghost_runs(*, tracking_uri=None, experiment_ids=None) -> list[str]:
+    """End FAILED every ghost run (:func:`is_ghost`) of ``experiment_ids`` (default: all); returns their ids.
+
+    A run whose process was killed (``kill -9``, a power cut) stays RUNNING for ever in
+    MLflow; the runner, promote and compare call this first, so such runs are never
+    listed as running, ranked or waited for. Runs of other hosts are left alone.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(check_tracking_uri(tracking_uri))
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    if not experiment_ids:
+        return []
+    running = client.search_runs(list(experiment_ids), filter_string="attributes.status = 'RUNNING'",
+                                 run_view_type=ViewType.ACTIVE_ONLY, max_results=1000)
+    ended = []
+    for run in running:
+        if not is_ghost(run):
+            continue
+        pid = run.data.tags.get(PID_TAG)
+        client.set_tag(run.info.run_id, "error", f"its process (pid {pid} on {run.data.tags.get(HOST_TAG)}) "
+                       "ended without ending the run (killed?); marked FAILED by a later Emotify command")
+        client.set_tag(run.info.run_id, "error_type", "ProcessGone")
+        client.set_terminated(run.info.run_id, status="FAILED")
+        log.warning("run %s (%s) was RUNNING but its process %s is gone: marked FAILED", run.info.run_id,
+                    run.info.run_name, pid)
+        ended.append(run.info.run_id)
+    return ended
+
+
+def fault_point(name: str) -> None:
+    """Sleep here when ``EMOTIFY_FAULT_PAUSE`` is ``<name>:<seconds>``: lets a test kill a real process at ``name``."""
+    point, _, seconds = os.environ.get(FAULT_PAUSE, "").partition(":")
+    if point == name:
+        print(f"fault point {name}: pausing {seconds} s (pid {os.getpid()})", file=sys.stderr, flush=True)
+        time.sleep(float(seconds or 60))
+
+
+def disable_telemetry() -> bool:
+    """Turn off MLflow's (and other libraries') usage telemetry for this process, unless the user opted in.
+
+    Every entry point calls this when it starts (never at import time). ``EMOTIFY_ALLOW_TELEMETRY=1``
+    leaves the libraries' own defaults. When MLflow is already imported, its telemetry client
+    is reset so that the switch takes effect. Returns whether telemetry is now off.
+    """
+    if os.environ.get(TELEMETRY_OPT_IN, "").strip().lower() in ("1", "true", "yes"):
+        return False
+    os.environ.update(TELEMETRY_OFF)
+    client_module = sys.modules.get("mlflow.telemetry.client")
+    if client_module is not None:
+        try:
+            client_module.set_telemetry_client()
+        except Exception as exc:  # noqa: BLE001 - a private MLflow API: never fail a command over it
+            log.debug("could not reset MLflow's telemetry client: %s", exc)
+    return True
+
+
+def check_tracking_uri(tracking_uri: str | None) -> str:
+    """``tracking_uri`` (default :data:`DEFAULT_TRACKING_URI`) if MLflow can use it as a store, else a clear error.
+
+    Raises
+    ------
+    ConfigError
+        An unknown scheme (``bogus://x``), or a local sqlite file or store folder that
+        cannot be created because a part of its path is a file.
+    """
+    from urllib.parse import urlparse
+
+    from emotify_ml.exceptions import ConfigError
+
+    uri = tracking_uri or DEFAULT_TRACKING_URI
+    if not isinstance(uri, str):
+        raise ConfigError(f"tracking URI must be a string; got {uri!r}")
+    scheme = urlparse(uri).scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter: a path
+        scheme = ""
+    if scheme.split("+")[0] not in TRACKING_SCHEMES:
+        raise ConfigError(f"tracking URI {uri!r}: unknown scheme {scheme + '://'!r}; use sqlite:///path/mlflow.db, "
+                          "a folder, or http(s)://<tracking server>")
+    if scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if path and path != ":memory:":
+            _check_local_path(Path(path).expanduser(), uri, ConfigError)
+    elif scheme in ("", "file"):
+        _check_local_path(Path(urlparse(uri).path if scheme else uri).expanduser() / "x", uri, ConfigError)
+    return uri
+
+
+def _check_local_path(path: Path, uri: str, error) -> None:
+    """The folders above ``path`` must be folders (or not exist yet, to be created)."""
+    for parent in list(path.parents)[::-1]:
+        if parent.exists() and not parent.is_dir():
+            raise error(f"tracking URI {uri!r}: {str(parent)!r} is a file, not a folder; "
+                        "point tracking.uri at a file in a folder (sqlite:///path/mlflow.db)")
+    if path.is_dir() and path.name != "x":
+        raise error(f"tracking URI {uri!r}: {str(path)!r} is a folder, not a database file")
 
 
 def error_tags(exc: BaseException) -> dict[str, str]:
@@ -189,11 +356,15 @@ def tracked_run(*, tracking_uri=None, experiment=DEFAULT_EXPERIMENT, run_name=No
     Notes
     -----
     On an exception the run is tagged ``error`` / ``error_type`` (and ``error_cause``)
-    and ended ``FAILED`` (``KILLED`` on Ctrl-C) before the exception propagates.
+    and ended ``FAILED`` (``KILLED`` on Ctrl-C, or on SIGTERM where the entry point turns it
+    into ``KeyboardInterrupt``) before the exception propagates. The run carries the
+    owning process (``emotify.pid`` / ``emotify.host``): if that process is killed outright,
+    the next run in the experiment marks it FAILED (:func:`end_ghost_runs`).
     """
     import mlflow
 
     exp = set_tracking(tracking_uri, experiment)
+    end_ghost_runs(tracking_uri=tracking_uri, experiment_ids=[exp.experiment_id])
     if parent_run_id and run_id is None:
         _check_parent(parent_run_id, exp)
     run_tags = {**provenance_tags(), **(tags or {})}
@@ -268,7 +439,7 @@ def start_sweep(*, tracking_uri=None, experiment=DEFAULT_EXPERIMENT, run_name=No
     """
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
+    client = MlflowClient(check_tracking_uri(tracking_uri))
     exp_id = _experiment_id(client, experiment, create=True)
     run = client.create_run(exp_id, run_name=run_name,
                             tags={**provenance_tags(), SWEEP_TAG: "parent", **(tags or {})})
@@ -383,8 +554,10 @@ def _experiment_id(client, experiment: str, *, create: bool = False) -> str:
             if exp is not None:
                 return exp.experiment_id
             raise
+    names = sorted(e.name for e in client.search_experiments())
     raise ValueError(f"experiment {experiment!r} does not exist in the tracking store "
-                     f"{client.tracking_uri!r} (or is deleted: restore it in the MLflow UI, or choose another name)")
+                     f"{client.tracking_uri!r} (or is deleted: restore it in the MLflow UI, or choose another name); "
+                     f"its experiments: {', '.join(names) or 'none'}")
 
 
 def search_runs(*, tracking_uri=None, experiment: str | None = None, experiment_ids=None, parent_run_id=None,
@@ -416,7 +589,7 @@ def search_runs(*, tracking_uri=None, experiment: str | None = None, experiment_
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
-    client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
+    client = MlflowClient(check_tracking_uri(tracking_uri))
     if experiment_ids is None:
         experiment_ids = [_experiment_id(client, experiment or DEFAULT_EXPERIMENT)]
     if parent_run_id == "latest":

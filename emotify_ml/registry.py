@@ -1,6 +1,6 @@
 """The champion: register the best run's model and move the ``champion`` alias only on evidence.
 
-One registered model (:data:`emotify_ml.model.DEFAULT_REGISTERED_MODEL`) holds
+One registered model (:data:`emotify_ml.models.DEFAULT_REGISTERED_MODEL`) holds
 every promoted pipeline as a version; the alias ``champion`` points at the one
 live and batch scoring load (``models:/emotify-emotion@champion``). Aliases, not
 the deprecated stages. The choice uses a validation (PublicTest) metric only;
@@ -17,13 +17,20 @@ import logging
 import math
 from dataclasses import dataclass
 
-from emotify_ml.model import DEFAULT_REGISTERED_MODEL
+from emotify_ml.models.kinds import DEFAULT_REGISTERED_MODEL
 from emotify_ml.mlflow_runs import (DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TRACKING_URI, check_selection_metric,
-                                 rank_runs, search_runs)
+                                    check_tracking_uri, end_ghost_runs, fault_point, rank_runs, search_runs)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "champion"
+
+PENDING_TAG = "emotify.promotion"
+"""Tag of a version registered by :func:`promote`: ``pending`` until its alias is set, then ``done``.
+
+A promote killed between the two steps leaves a ``pending`` version without the alias; the
+next promote rolls it back (deletes it) before it looks for a candidate, so a version never
+exists without having become the champion, and a re-run never duplicates one."""
 
 
 @dataclass
@@ -154,8 +161,10 @@ def promote(*, tracking_uri=None, experiment: str = DEFAULT_EXPERIMENT, parent_r
     from mlflow import MlflowClient
 
     check_selection_metric(metric, mode)
-    mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
+    mlflow.set_tracking_uri(check_tracking_uri(tracking_uri))
     client = MlflowClient()
+    end_ghost_runs(tracking_uri=tracking_uri)
+    roll_back_pending(client, model_name, alias)
     candidate, model_uri = _candidate(client, tracking_uri, experiment, parent_run_id, run_id, metric, mode,
                                       artifact_name)
     value = candidate.data.metrics[metric]
@@ -173,18 +182,61 @@ def promote(*, tracking_uri=None, experiment: str = DEFAULT_EXPERIMENT, parent_r
         if refusal and not force:
             result.reason = refusal
             return result
-    version = _register(client, model_uri, candidate, model_name, metric, value)
-    client.set_registered_model_alias(model_name, alias, version.version)
+    version, created = _register(client, model_uri, candidate, model_name, metric, value)
+    try:
+        fault_point("promote_registered")
+        client.set_registered_model_alias(model_name, alias, version.version)
+        client.set_model_version_tag(model_name, version.version, PENDING_TAG, "done")
+    except BaseException:
+        if created:  # roll back: no version is left that never became the champion
+            _delete_version(client, model_name, version.version)
+        raise
     result.promoted, result.version = True, str(version.version)
     result.reason = "forced" if force else ("no champion yet" if champion is None else "beats the champion")
     log.info("%s v%s is now @%s (run %s)", model_name, version.version, alias, candidate.info.run_id)
     return result
 
 
+def roll_back_pending(client, model_name: str, alias: str = DEFAULT_ALIAS) -> list[str]:
+    """Delete the versions a killed :func:`promote` registered but never gave ``alias``; returns their numbers.
+
+    A version still tagged ``emotify.promotion=pending`` that holds the alias (the kill came
+    after the alias was set) is marked ``done`` instead.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        pending = client.search_model_versions(f"name = '{model_name}' and tags.`{PENDING_TAG}` = 'pending'")
+    except MlflowException:
+        return []
+    removed = []
+    for version in pending:
+        if alias in (getattr(version, "aliases", None) or []):
+            client.set_model_version_tag(model_name, version.version, PENDING_TAG, "done")
+            continue
+        _delete_version(client, model_name, version.version)
+        removed.append(str(version.version))
+        log.warning("rolled back %s v%s: registered by a promote that did not finish (no @%s)", model_name,
+                    version.version, alias)
+    return removed
+
+
+def _delete_version(client, model_name: str, version) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_model_version(model_name, str(version))
+    except MlflowException as exc:  # already gone
+        log.warning("could not delete %s v%s: %s", model_name, version, exc)
+
+
 def _candidate(client, tracking_uri, experiment, parent_run_id, run_id, metric, mode, artifact_name):
     """The run to promote and its model URI."""
     if run_id:
-        run = client.get_run(run_id)
+        run = _get_run(client, run_id)
+        if run is None:
+            raise ValueError(f"run_id {run_id!r} is not a run of the tracking store {client.tracking_uri!r}; "
+                             "list the runs with `python -m pipelines.compare`")
         if run.info.status != "FINISHED":
             raise ValueError(f"run {run_id} is {run.info.status}; only a FINISHED run's model can be registered")
         if not rank_runs([run], metric, mode):
@@ -233,13 +285,13 @@ def _refusal(candidate, champion_run, result: Promotion, mode: str) -> str | Non
 
 
 def _register(client, model_uri: str, run, model_name: str, metric: str, value: float):
-    """The version holding ``run``'s model: the existing one, or a new one."""
+    """The version holding ``run``'s model (the existing one, or a new one tagged pending) and whether it is new."""
     import mlflow
 
     existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run.info.run_id}'")
     if existing:
-        return max(existing, key=lambda v: int(v.version))
+        return max(existing, key=lambda v: int(v.version)), False
     tags = {"run_name": run.info.run_name or "", "experiment_name": run.data.tags.get("experiment_name", ""),
             metric: f"{value:.6f}", "dataset.hash": run.data.params.get("dataset.hash", ""),
-            "git_commit": run.data.tags.get("git_commit", "")}
-    return mlflow.register_model(model_uri, model_name, tags=tags)
+            "git_commit": run.data.tags.get("git_commit", ""), PENDING_TAG: "pending"}
+    return mlflow.register_model(model_uri, model_name, tags=tags), True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from emotify_ml.exceptions import EmotifyError
+from emotify_ml.exceptions import ConfigError, EmotifyError
 
 log = logging.getLogger("emotify")
 
@@ -16,6 +17,9 @@ CONFIG_PATH = "../experiments"
 
 EXPECTED_ERRORS = (EmotifyError, FileNotFoundError, ValueError)
 """Errors of the user's making (bad data, bad config value, missing file): one line, not a traceback."""
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+"""Exit codes of the Hydra entry points: 2 an error of the user's making, 130 interrupted (Ctrl-C, SIGTERM)."""
 
 
 def to_dict(cfg: DictConfig) -> dict:
@@ -28,7 +32,9 @@ def build(node):
 
     Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException``; a
     missing data root or a bad value is re-raised unwrapped, so the run's ``error``
-    tag and the command's one line name the real error.
+    tag and the command's one line name the real error. A ``TypeError`` of the target
+    (an unknown parameter such as ``+classifier.bogus=1``, a value of the wrong type)
+    becomes a :class:`ConfigError` naming the config key.
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -38,8 +44,35 @@ def build(node):
     except InstantiationException as exc:
         error = expected_error(exc)
         if error is None:
+            error = _config_type_error(node, exc)
+        if error is None:
             raise
         raise error from None
+
+
+def _config_type_error(node, exc) -> ConfigError | None:
+    """A ConfigError for a ``TypeError`` raised by instantiating ``node`` (None for any other error)."""
+    import inspect
+    import re
+
+    from hydra.utils import get_object
+
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, TypeError):
+        cause = cause.__cause__
+    if cause is None:
+        return None
+    key = node._get_full_key(None) if hasattr(node, "_get_full_key") else ""
+    target = node.get("_target_", "?") if hasattr(node, "get") else "?"
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+    if unknown:
+        try:
+            accepted = ", ".join(inspect.signature(get_object(target)).parameters)
+        except Exception:  # noqa: BLE001 - the list is a hint only
+            accepted = "?"
+        return ConfigError(f"{key}.{unknown.group(1)} is not a parameter of {target}; remove it "
+                           f"(its parameters: {accepted})")
+    return ConfigError(f"{key}: a value does not fit {target}: {cause}")
 
 
 def job_info() -> dict:
@@ -58,42 +91,91 @@ def job_info() -> dict:
 
 
 def expected_error(exc: BaseException) -> BaseException | None:
-    """``exc``, or the error a Hydra ``instantiate`` wrapped, when it is one of :data:`EXPECTED_ERRORS`."""
+    """``exc`` (or the error a Hydra ``instantiate`` wrapped) as an error of the user's making, else None.
+
+    :data:`EXPECTED_ERRORS` pass as themselves; a missing mandatory config value and an
+    MLflow error (bad store, unknown run) become a :class:`ConfigError` with one line.
+    """
     from hydra.errors import HydraException
+    from omegaconf.errors import MissingMandatoryValue
 
     while exc is not None:
+        if isinstance(exc, MissingMandatoryValue):
+            key = getattr(exc, "full_key", None) or str(exc).split(":")[-1].strip()
+            return ConfigError(f"{key} is required: add {key}=<value> to the command line")
         if isinstance(exc, EXPECTED_ERRORS):
             return exc
+        if type(exc).__module__.startswith("mlflow.") and type(exc).__name__ == "MlflowException":
+            return ConfigError(f"MLflow: {getattr(exc, 'message', exc)}")
         exc = exc.__cause__ if isinstance(exc, HydraException) else None
     return None
 
 
 def exit_on_error(fn):
-    """Turn an expected error (bad data, bad config, missing file) into one line on stderr and exit code 2.
+    """What every Hydra entry point does around its work: no telemetry, signals, and errors as one line.
 
-    In a multirun job the line names the job and the job returns NaN instead of
-    exiting, so the other jobs still run (the sweep callback then ends the sweep
-    FAILED and exits with code 2). Under the Optuna sweeper the error is raised
-    instead: the plugin records it as a failed trial (``hydra.sweeper.max_failure_rate``
-    decides whether the search goes on), where a NaN objective would crash it.
+    - MLflow's (and other libraries') telemetry is switched off when the command starts
+      (``EMOTIFY_ALLOW_TELEMETRY=1`` opts in): :func:`emotify_ml.mlflow_runs.disable_telemetry`.
+    - SIGTERM is handled as Ctrl-C: a tracked run ends ``KILLED`` with what it logged, and the
+      command prints one line and exits with code 130.
+    - An expected error (bad data, bad config, missing file, unknown run) prints one line on
+      stderr and exits with code 2. In a multirun job the line names the job and the job
+      returns NaN instead of exiting, so the other jobs still run (the sweep callback then
+      ends the sweep FAILED and exits with code 2). Under the Optuna sweeper the error is
+      raised instead: the plugin records it as a failed trial (``hydra.sweeper.max_failure_rate``
+      decides whether the search goes on), where a NaN objective would crash it.
+
     Unexpected errors keep their traceback: they are bugs.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            error = expected_error(exc)
-            if error is None:
-                raise
-            job = job_info()
-            if job["multirun"]:
-                print(f"error in job {job['num']} ({' '.join(job['overrides'])}): {error}", file=sys.stderr)
-                if job["sweeper"] == "optuna":
+        from emotify_ml.mlflow_runs import disable_telemetry
+
+        disable_telemetry()
+        with interrupt_on_sigterm():
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt as exc:
+                print(f"interrupted ({exc or 'Ctrl-C'}): a tracked run ended KILLED with what it had logged",
+                      file=sys.stderr)
+                sys.exit(EXIT_INTERRUPTED)
+            except Exception as exc:
+                error = expected_error(exc)
+                if error is None:
                     raise
-                return float("nan")
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+                line = " ".join(str(error).split())
+                job = job_info()
+                if job["multirun"]:
+                    print(f"error in job {job['num']} ({' '.join(job['overrides'])}): {line}", file=sys.stderr)
+                    if job["sweeper"] == "optuna":
+                        raise
+                    return float("nan")
+                print(f"error: {line}", file=sys.stderr)
+                sys.exit(EXIT_USAGE)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm():
+    """Within the block, SIGTERM raises ``KeyboardInterrupt("SIGTERM")`` as Ctrl-C does (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def raise_interrupt(signum, frame):
+    """Signal handler: raise ``KeyboardInterrupt`` named after the signal (``SIGTERM``)."""
+    import signal
+
+    raise KeyboardInterrupt(signal.Signals(signum).name)

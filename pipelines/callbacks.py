@@ -40,8 +40,14 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         """Create the parent run and leave its id in the sweep folder for the jobs."""
-        from emotify_ml.mlflow_runs import start_sweep
+        import signal
 
+        from emotify_ml.mlflow_runs import disable_telemetry, start_sweep
+
+        from pipelines._common import raise_interrupt
+
+        disable_telemetry()
+        signal.signal(signal.SIGTERM, raise_interrupt)  # a killed sweep ends its runs KILLED / FAILED, not RUNNING
         hydra_cfg = config.hydra
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         self.tracking_uri = tracking["uri"]

@@ -21,9 +21,10 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point: print the table and write it as CSV and markdown."""
     import pandas as pd
 
-    from emotify_ml.mlflow_runs import comparison_table, search_runs, write_table
+    from emotify_ml.mlflow_runs import comparison_table, end_ghost_runs, search_runs, write_table
 
     config = to_dict(cfg)
+    end_ghost_runs(tracking_uri=config["tracking"]["uri"])  # a killed run is listed FAILED, never RUNNING
     runs = search_runs(tracking_uri=config["tracking"]["uri"], experiment=config["tracking"]["experiment"],
                        parent_run_id=config["parent_run_id"], max_results=config["max_runs"])
     if not runs:

@@ -22,15 +22,21 @@ log = logging.getLogger("emotify.ship_model")
 def main(cfg: DictConfig) -> None:
     import mlflow
 
+    from emotify_ml.exceptions import ModelNotFoundError
+    from emotify_ml.mlflow_runs import check_tracking_uri
     from emotify_ml.model import SHIPPED_MODEL_DIR, export_model
+    from emotify_ml.registry import current_champion
 
-    mlflow.set_tracking_uri(cfg.tracking.uri)
+    mlflow.set_tracking_uri(check_tracking_uri(cfg.tracking.uri))
     uri = cfg.model
     provenance = {}
     run_id = None
     if uri.startswith("models:/"):
         name, _, alias = uri[len("models:/"):].partition("@")
-        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias) if alias else None
+        version = current_champion(name, alias, tracking_uri=cfg.tracking.uri) if alias else None
+        if alias and version is None:
+            raise ModelNotFoundError(f"{uri} does not exist in the tracking store {cfg.tracking.uri!r}: promote a run "
+                                     "first (python -m pipelines.promote) or pass model=<runs:/... or folder>")
         run_id = version.run_id if version else None
         provenance["registered_version"] = f"{name}/{version.version}" if version else None
     elif uri.startswith("runs:/"):

@@ -27,6 +27,25 @@ def tracking_uri(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory):
+    """An empty, migrated sqlite MLflow store: creating one takes seconds, copying it milliseconds."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def copied_store_uri(tmp_path, empty_mlflow_store):
+    """Like ``tracking_uri``, a fresh sqlite store for one test, but copied from :func:`empty_mlflow_store`."""
+    import shutil
+
+    shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
 def person_photo() -> np.ndarray:
     """A real photograph of one person, BGR (512x512): head, torso and arms, legs cut by the frame.
 

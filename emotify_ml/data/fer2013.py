@@ -15,7 +15,6 @@ files, so a second load takes well under a second and any change invalidates it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotify_ml.data.csv_text import csv_rows
 from emotify_ml.exceptions import DataError, DataNotFoundError
 from emotify_ml.features.preprocessing import FACE_SIZE, to_grey_square
 from emotify_ml.labels import EMOTION_TO_INDEX, EMOTIONS, FER_USAGES, TEST, TRAIN
@@ -107,16 +107,16 @@ def load_fer2013(root=None, **kwargs) -> FERData:
     Keyword arguments go to :func:`load_fer2013_folder` or :func:`load_fer2013_csv`.
     """
     path = Path(root).expanduser() if root is not None else sample_data_dir()
-    if path.is_file() or path.suffix.lower() == ".csv":
+    if path.is_file() or path.name.lower().endswith((".csv", ".csv.gz")):
         return load_fer2013_csv(path, **kwargs)
     return load_fer2013_folder(path, **kwargs)
 
 
-def _fit_size(img: np.ndarray, where: str, resize: bool) -> np.ndarray:
+def _fit_size(img: np.ndarray, where: str | None, resize: bool) -> np.ndarray:
     if img.shape == (FACE_SIZE, FACE_SIZE):
         return img
     if not resize:
-        raise DataError(f"{where}: image is {img.shape[1]}x{img.shape[0]}, expected {FACE_SIZE}x{FACE_SIZE} (pass resize=True to resize)")
+        raise DataError(f"{where + ': ' if where else ''}image is {img.shape[1]}x{img.shape[0]}, expected {FACE_SIZE}x{FACE_SIZE} (pass resize=True to resize)")
     return to_grey_square(img, FACE_SIZE)
 
 
@@ -251,6 +251,9 @@ def _write_cache(cache_file: Path, data: FERData) -> None:
 def load_fer2013_csv(path, *, resize: bool = True, on_error: str = "raise", **_ignored) -> FERData:
     """Load the original Kaggle ``fer2013.csv`` (columns ``emotion, pixels, Usage``).
 
+    UTF-8 with or without a BOM, plain or gzipped (``fer2013.csv.gz``); a file that is
+    not UTF-8 text is refused naming the file and line (:mod:`emotify_ml.data.csv_text`).
+
     ``pixels`` holds 2304 space-separated grey values (48x48). Rows with another
     square pixel count are resized (``resize=True``) or refused. A malformed row
     (bad emotion, non-numeric or out-of-range pixels, unknown Usage) raises
@@ -263,50 +266,49 @@ def load_fer2013_csv(path, *, resize: bool = True, on_error: str = "raise", **_i
         raise DataNotFoundError(f"FER-2013 csv {str(path)!r} does not exist")
     images, labels, usage, where = [], [], [], []
     n_skipped = 0
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{str(path)!r} is empty; expected a header 'emotion,pixels,Usage'")
-        cols = {name.strip().lower(): i for i, name in enumerate(header)}
-        missing = [c for c in ("emotion", "pixels") if c not in cols]
-        if missing:
-            raise DataError(f"{str(path)!r} header {header} lacks column(s) {missing}; expected 'emotion,pixels,Usage'")
-        ie, ip, iu = cols["emotion"], cols["pixels"], cols.get("usage")
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
-                continue
+    rows = csv_rows(path)
+    _, header = next(rows, (0, None))
+    if header is None:
+        raise DataError(f"{str(path)!r} is empty; expected a header 'emotion,pixels,Usage'")
+    cols = {name.strip().lower(): i for i, name in enumerate(header)}
+    missing = [c for c in ("emotion", "pixels") if c not in cols]
+    if missing:
+        raise DataError(f"{str(path)!r} header {header} lacks column(s) {missing}; expected 'emotion,pixels,Usage'")
+    ie, ip, iu = cols["emotion"], cols["pixels"], cols.get("usage")
+    for lineno, row in rows:
+        if not row:
+            continue
+        try:
+            if len(row) < len(header):
+                raise DataError(f"has {len(row)} fields, expected {len(header)}")
             try:
-                if len(row) < len(header):
-                    raise DataError(f"has {len(row)} fields, expected {len(header)}")
-                try:
-                    label = int(row[ie])
-                except ValueError:
-                    raise DataError(f"emotion {row[ie]!r} is not an integer") from None
-                if not 0 <= label < len(EMOTIONS):
-                    raise DataError(f"emotion {label} is outside 0..{len(EMOTIONS) - 1}")
-                try:
-                    pix = np.array(row[ip].split(), dtype=np.int64)
-                except ValueError:
-                    raise DataError("pixels are not all integers") from None
-                side = int(round(np.sqrt(pix.size)))
-                if pix.size == 0 or side * side != pix.size:
-                    raise DataError(f"has {pix.size} pixels, expected {FACE_SIZE * FACE_SIZE} (a square image)")
-                if pix.min() < 0 or pix.max() > 255:
-                    raise DataError("pixels must lie in 0..255")
-                u = row[iu].strip() if iu is not None else TRAIN
-                if u not in FER_USAGES:
-                    raise DataError(f"Usage {u!r} is not one of {FER_USAGES}")
-                img = _fit_size(pix.astype(np.uint8).reshape(side, side), f"line {lineno}", resize)
-            except DataError as exc:
-                if on_error == "raise":
-                    raise DataError(f"{path}: line {lineno} {exc}") from None
-                n_skipped += 1
-                continue
-            images.append(img)
-            labels.append(label)
-            usage.append(u)
-            where.append(f"csv:{lineno}")
+                label = int(row[ie])
+            except ValueError:
+                raise DataError(f"emotion {row[ie][:20]!r} is not an integer") from None
+            if not 0 <= label < len(EMOTIONS):
+                raise DataError(f"emotion {label} is outside 0..{len(EMOTIONS) - 1}")
+            try:
+                pix = np.array(row[ip].split(), dtype=np.int64)
+            except (ValueError, OverflowError):
+                raise DataError("pixels are not all integers") from None
+            side = int(round(np.sqrt(pix.size)))
+            if pix.size == 0 or side * side != pix.size:
+                raise DataError(f"has {pix.size} pixels, expected {FACE_SIZE * FACE_SIZE} (a square image)")
+            if pix.min() < 0 or pix.max() > 255:
+                raise DataError("pixels must lie in 0..255")
+            u = row[iu].strip() if iu is not None else TRAIN
+            if u not in FER_USAGES:
+                raise DataError(f"Usage {u[:20]!r} is not one of {FER_USAGES}")
+            img = _fit_size(pix.astype(np.uint8).reshape(side, side), None, resize)
+        except DataError as exc:
+            if on_error == "raise":
+                raise DataError(f"{path}: line {lineno}: {exc}") from None
+            n_skipped += 1
+            continue
+        images.append(img)
+        labels.append(label)
+        usage.append(u)
+        where.append(f"csv:{lineno}")
     if n_skipped:
         log.warning("skipped %d malformed row(s) of %s", n_skipped, path)
     if not images:

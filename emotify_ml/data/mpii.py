@@ -14,15 +14,14 @@ sit on both sides of a random split, so held-out scores are optimistic for new p
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from emotify_ml.data.csv_text import csv_rows
 from emotify_ml.exceptions import DataError, DataNotFoundError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
 from emotify_ml.paths import repo_root, shared_data_dir
@@ -72,7 +71,7 @@ class MPIIData:
         Image file names.
     path : str
     sha256 : str
-        Of the file's bytes.
+        Of the file's bytes (of its decompressed bytes for a gzipped csv).
     n_unlabelled : int
         ``NA`` rows dropped.
     n_skipped : int
@@ -135,7 +134,8 @@ def load_mpii(path=None, *, labels: str = "category", on_error: str = "raise") -
     Parameters
     ----------
     path : path, optional
-        The csv; None is :func:`default_mpii_path` (the full set when present, else the sample).
+        The csv (UTF-8 with or without a BOM, plain or gzipped); None is :func:`default_mpii_path`
+        (the full set when present, else the sample).
     labels : {"category", "activity"}
         Label vocabulary: the 20 categories or the fine activities (sorted names).
     on_error : {"raise", "skip"}
@@ -163,15 +163,15 @@ def load_mpii(path=None, *, labels: str = "category", on_error: str = "raise") -
     if not path.is_file():
         raise DataNotFoundError(f"MPII csv {str(path)!r} does not exist; expected mpii_human_pose.csv "
                                 f"(columns {', '.join(HEADER[:3])}, ..., Scale, Activity, Category)")
-    raw = path.read_bytes()
-    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""))
-    header = tuple(h.strip() for h in next(reader, []))
+    digest = hashlib.sha256()
+    reader = csv_rows(path, digest)
+    header = tuple(h.strip() for h in next(reader, (0, []))[1])
     if header != HEADER:
         diff = next((f"column {i + 1} is {h!r}, expected {e!r}" for i, (h, e) in enumerate(zip(header, HEADER)) if h != e),
                     f"{len(header)} columns, expected {len(HEADER)}")
         raise DataError(f"{path} is not the MPII Human Pose csv: {diff}")
     rows, n_unlabelled, n_skipped = [], 0, 0
-    for line, row in enumerate(reader, start=2):
+    for line, row in reader:
         if not row:
             continue
         try:
@@ -204,7 +204,7 @@ def load_mpii(path=None, *, labels: str = "category", on_error: str = "raise") -
         y = np.array([index[a] for a in activities], dtype=np.int64)
     return MPIIData(joints=joints, visible=visible, scale=np.array(scale), labels=y, class_names=tuple(class_names),
                     categories=cats, activities=activities, names=np.array(names, dtype=object), path=str(path),
-                    sha256=hashlib.sha256(raw).hexdigest(), n_unlabelled=n_unlabelled, n_skipped=n_skipped)
+                    sha256=digest.hexdigest(), n_unlabelled=n_unlabelled, n_skipped=n_skipped)
 
 
 def split_indices(strata, *, test_size: float = 0.2, val_size: float = 0.15, seed: int = 0):

@@ -40,7 +40,10 @@ def validate_faces(faces) -> np.ndarray:
     """
     if isinstance(faces, np.ndarray) and faces.dtype == object:
         # a batch of separate crops (what MLflow's object-tensor signature hands over)
-        faces = [np.asarray(f) for f in faces] if faces.ndim == 1 else faces.astype(np.float64)
+        try:
+            faces = [np.asarray(f) for f in faces] if faces.ndim == 1 else faces.astype(np.float64)
+        except (TypeError, ValueError):
+            raise InputError("faces is an object array that does not hold numbers; pass uint8 face crops") from None
     if isinstance(faces, (list, tuple)):
         if len(faces) == 0:
             raise InputError("faces is an empty list; expected at least one face crop")
@@ -59,6 +62,10 @@ def validate_faces(faces) -> np.ndarray:
         raise InputError(f"face crops must be at least 8x8 pixels; got {faces.shape[1]}x{faces.shape[2]}")
     if faces.dtype != np.uint8:
         if np.issubdtype(faces.dtype, np.floating) or np.issubdtype(faces.dtype, np.integer):
+            if np.issubdtype(faces.dtype, np.floating) and not np.isfinite(faces).all():
+                bad = int((~np.isfinite(faces)).reshape(len(faces), -1).any(1).sum())
+                raise InputError(f"faces hold NaN or infinite pixels ({bad} of {len(faces)} faces); "
+                                 "pass uint8 pixels in [0, 255]")
             lo, hi = (float(faces.min()), float(faces.max()))
             if lo < 0 or hi > 255:
                 raise InputError(

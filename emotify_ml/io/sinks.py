@@ -16,6 +16,9 @@ __all__ = ["OutputError", "JsonlWriter", "VideoWriter", "face_record"]
 
 def _check_parent(path: Path, flag: str) -> Path:
     path = Path(path).expanduser()
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder")
     if not path.parent.is_dir():
         raise OutputError(f"{flag} {str(path)!r}: the folder {str(path.parent)!r} does not exist")
     if path.is_dir():
