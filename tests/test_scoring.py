@@ -105,11 +105,11 @@ def test_sklearn_pipeline_models_report_embed_and_classify(faces):
     from sklearn.linear_model import LogisticRegression
 
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import EmotionClassifier
+    from emotify_ml.models import FittedModel
     from emotify_ml.pipeline import build_pipeline
 
     X, y = faces
-    model = EmotionClassifier(build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
+    model = FittedModel(build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
                                              classifier=LogisticRegression(max_iter=200)).fit(X, y))
     step = FrameStep(model, ScriptedDetector([[10, 10, 40, 40]]))
     timings = {}

@@ -21,7 +21,7 @@ def model_dir(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import save_pyfunc
+    from emotify_ml.models import write_pyfunc
     from emotify_ml.pipeline import build_pipeline
 
     from .conftest import synthetic_faces
@@ -29,7 +29,7 @@ def model_dir(tmp_path_factory):
     X, y = synthetic_faces()
     pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
                           classifier=LogisticRegression(max_iter=200)).fit(X, y)
-    return str(save_pyfunc(pipe, tmp_path_factory.mktemp("model") / "model"))
+    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path_factory.mktemp("model") / "model"))
 
 
 def test_live_batch_api_and_pyfunc_give_the_same_probabilities(model_dir, person_photo, tmp_path):
@@ -37,7 +37,7 @@ def test_live_batch_api_and_pyfunc_give_the_same_probabilities(model_dir, person
 
     from emotify_ml.batch import score_batch
     from emotify_ml.features.preprocessing import crop_face, eye_angle
-    from emotify_ml.model import load_emotion_model
+    from emotify_ml.models import load_emotion_model
     from emotify_ml.scoring import FrameStep, ScoringOptions, Stream
 
     # a tilted head: the photo turned about the face, so alignment has work to do

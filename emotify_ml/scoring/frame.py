@@ -36,9 +36,9 @@ class FrameStep:
     Parameters
     ----------
     model : object with ``predict_proba(faces) -> (N, 7)``
-        An emotion model (:func:`emotify_ml.load_emotion_model`). When its ``predict_proba``
-        takes ``timings=``, it reports ``embed`` and ``classify`` itself; an sklearn-pipeline
-        model without it is timed step by step here (features, then the final estimator).
+        An emotion model (:class:`emotify_ml.models.FittedModel`, from :func:`emotify_ml.load_emotion_model`),
+        whose ``predict_proba(X, timings=...)`` reports ``embed`` and ``classify`` from the same call
+        (a model without ``timings`` is timed as a whole, as ``classify``).
     detector : object with ``detect(frame) -> Detections``, optional
         None: made from ``options.detector`` (none at all for ``detect="never"``).
     options : ScoringOptions, optional
@@ -65,9 +65,10 @@ class FrameStep:
     @classmethod
     def load(cls, model=None, options: ScoringOptions | None = None, *, tracking_uri=None) -> "FrameStep":
         """A step with the model ``model`` (URI or folder; None: the champion, else the shipped model)."""
-        from emotify_ml.model import load_emotion_model
+        from emotify_ml.models.loading import load_emotion_model
 
-        return cls(load_emotion_model(model, tracking_uri=tracking_uri), options=options)
+        runtime = options.runtime if options is not None else "auto"
+        return cls(load_emotion_model(model, tracking_uri=tracking_uri, runtime=runtime), options=options)
 
     def locate(self, frame: np.ndarray, *, picture: bool = True, timings: dict | None = None):
         """Find and crop the faces of a BGR frame, without classifying them.
@@ -119,7 +120,10 @@ class FrameStep:
             return np.zeros((0, len(self.class_names)))
         if self._reports_timings:
             return np.asarray(self.model.predict_proba(crops, timings=timings), np.float64)
-        return timed_proba(self.model, crops, timings, self.face_size, len(self.class_names))
+        t = time.perf_counter()  # a model that cannot split its time: all of it is "classify"
+        proba = np.asarray(self.model.predict_proba(crops), np.float64)
+        timings["embed"], timings["classify"] = 0.0, _ms(t)
+        return proba
 
     def score(self, frame: np.ndarray, *, picture: bool = True, index: int = 0, timestamp: float = 0.0,
               name: str | None = None) -> Faces:
@@ -139,38 +143,9 @@ class FrameStep:
         return f"FrameStep(model={getattr(self.model, 'source', self.model)!r}, detector={self.detector!r})"
 
 
-def timed_proba(model, crops, timings: dict, face_size: int = FACE_SIZE, n_classes: int = len(EMOTIONS)) -> np.ndarray:
-    """``model.predict_proba(crops)``, timing the feature steps (``embed``) and the final estimator (``classify``).
-
-    The one place that times a model without a ``timings`` argument: for a model holding an sklearn
-    ``Pipeline`` (``model.pipeline``), the arithmetic is that of its ``predict_proba`` (the same
-    steps, in order, on the same crops); any other model is timed as a whole (``embed`` 0).
-    """
-    import sklearn
-
-    from emotify_ml.evaluation import full_proba
-    from emotify_ml.features.preprocessing import to_model_input
-
-    pipeline = getattr(model, "pipeline", None)
-    t0 = time.perf_counter()
-    if not hasattr(pipeline, "steps") or len(pipeline.steps) < 2:
-        proba = np.asarray(model.predict_proba(crops), np.float64)
-        timings["embed"], timings["classify"] = 0.0, _ms(t0)
-        return proba
-    with sklearn.config_context(assume_finite=True):
-        features = pipeline[:-1].transform(to_model_input(crops, face_size))
-        t1 = time.perf_counter()
-        proba = full_proba(pipeline[-1], features, n_classes)
-    timings["embed"], timings["classify"] = _ms(t0, t1), _ms(t1)
-    return proba
-
-
 def _face_size(model) -> int:
-    size = getattr(model, "face_size", None)
-    if size is None:
-        pipeline = getattr(model, "pipeline", None)
-        size = getattr(pipeline[0], "size", None) if hasattr(pipeline, "steps") else None
-    return int(size or FACE_SIZE)
+    """The face side the model takes (:attr:`emotify_ml.models.FittedModel.input_size`), else :data:`FACE_SIZE`."""
+    return int(getattr(model, "input_size", None) or FACE_SIZE)
 
 
 def _takes_timings(model) -> bool:

@@ -31,7 +31,8 @@ SMOOTHING_METHODS = ("ema", "window", "none")
 """Temporal smoothing of a face track's probabilities (see :class:`~emotify_ml.scoring.smoothing.ProbabilitySmoother`)."""
 
 RUNTIMES = ("auto", "keras", "compiled")
-"""Model runtimes a loader may be asked for (``auto``: the compiled model when the folder has one)."""
+"""Model runtimes a loader may be asked for (``auto``: the compiled model when the folder has one;
+``compiled:<variant>`` picks a compiled variant, see :func:`emotify_ml.models.load_model`)."""
 
 
 @dataclass
@@ -88,8 +89,8 @@ class ScoringOptions:
         whole-picture faces are cropped without margin.
     align : bool
         Rotate each detected face so its eyes are level (needs eye landmarks: YuNet).
-    runtime : {"auto", "keras", "compiled"}
-        Asked of the model loader when the step loads the model itself.
+    runtime : {"auto", "keras", "compiled"} or "compiled:<variant>"
+        Asked of the model loader (:func:`emotify_ml.models.load_model`) when the step loads the model itself.
     """
 
     detect: str = "auto"
@@ -103,8 +104,8 @@ class ScoringOptions:
             raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}; got {self.detect!r}")
         if isinstance(self.margin, bool) or not 0.0 <= float(self.margin) <= 1.0:
             raise ValueError(f"margin must be in [0, 1]; got {self.margin!r}")
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}")
+        if self.runtime not in RUNTIMES and not str(self.runtime).startswith("compiled:"):
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} or compiled:<variant>; got {self.runtime!r}")
         self.detector.check()
         return self
 
