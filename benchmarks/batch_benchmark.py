@@ -49,10 +49,10 @@ def benchmark_model(uri, workdir: Path):
             raise
     from live_benchmark import demo_model
 
-    from emotify_ml.model import save_pyfunc
+    from emotify_ml.models import write_pyfunc
 
     classifier = demo_model("hog")
-    path = save_pyfunc(classifier.pipeline, workdir / "demo_model")
+    path = write_pyfunc(classifier.estimator, kind="emotion", path=workdir / "demo_model")
     return str(path), classifier.source
 
 

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     import mlflow
 
     from emotify_ml.data import load_fer2013
-    from emotify_ml.model import load_emotion_model
+    from emotify_ml.models import load_emotion_model
 
     mlflow.set_tracking_uri(args.tracking_uri)
     targets = [(m, m, {}) for m in args.model]

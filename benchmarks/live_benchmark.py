@@ -78,7 +78,7 @@ def demo_model(kind: str = "hog", workdir=None):
 
     from emotify_ml.data import load_fer2013
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import EmotionClassifier
+    from emotify_ml.models import FittedModel
     from emotify_ml.pipeline import build_pipeline
 
     train = load_fer2013(cache=False).split("Training")
@@ -93,7 +93,7 @@ def demo_model(kind: str = "hog", workdir=None):
         features["cnn"] = CNNEmbedder(model_path=str(path))
         name = "demo: untrained default CNN backbone embeddings + HOG + logistic regression (timing only)"
     pipeline = build_pipeline(features=features, classifier=LogisticRegression(C=0.1, max_iter=500))
-    return EmotionClassifier(pipeline.fit(train.images, train.labels), name)
+    return FittedModel(pipeline.fit(train.images, train.labels), source=name)
 
 
 def _video_size(path) -> list[int]:

@@ -25,7 +25,7 @@ def model_dir(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import save_pyfunc
+    from emotify_ml.models import write_pyfunc
     from emotify_ml.pipeline import build_pipeline
 
     from .conftest import synthetic_faces
@@ -33,12 +33,12 @@ def model_dir(tmp_path_factory):
     X, y = synthetic_faces()
     pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
                           classifier=LogisticRegression(max_iter=200)).fit(X, y)
-    return str(save_pyfunc(pipe, tmp_path_factory.mktemp("model") / "model"))
+    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path_factory.mktemp("model") / "model"))
 
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    from emotify_ml.model import load_emotion_model
+    from emotify_ml.models import load_emotion_model
 
     return load_emotion_model(model_dir)
 

@@ -29,13 +29,13 @@ def model_dir(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import save_pyfunc
+    from emotify_ml.models import write_pyfunc
     from emotify_ml.pipeline import build_pipeline
 
     X, y = synthetic_faces()
     pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
                           classifier=LogisticRegression(max_iter=200)).fit(X, y)
-    return str(save_pyfunc(pipe, tmp_path_factory.mktemp("model") / "model"))
+    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path_factory.mktemp("model") / "model"))
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_rerun_skips_what_is_done_and_rescores_a_changed_file(local_output, inpu
 
 
 def test_detect_modes_on_ready_made_crops(model_dir):
-    from emotify_ml.model import load_emotion_model
+    from emotify_ml.models import load_emotion_model
 
     data = [(WorkItem(str(p), 0, 0, "image"), None) for p in sorted(SAMPLE.glob("*/*.jpg"))[:6]]
     model = resolve_model(model_dir)

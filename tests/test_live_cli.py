@@ -28,13 +28,13 @@ def model_dir(sample_data, tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import save_pyfunc
+    from emotify_ml.models import write_pyfunc
     from emotify_ml.pipeline import build_pipeline
 
     train = sample_data.split("Training")
     pipeline = build_pipeline(features={"hog": HOGTransformer()}, classifier=LogisticRegression(C=0.1, max_iter=300))
     pipeline.fit(train.images, train.labels)
-    return save_pyfunc(pipeline, tmp_path_factory.mktemp("model") / "m")
+    return write_pyfunc(pipeline, kind="emotion", path=tmp_path_factory.mktemp("model") / "m")
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +149,9 @@ def test_bad_sources_models_and_outputs_fail_with_one_clear_line(args, code, mes
 
 
 def test_no_default_model_says_what_to_do(clip, tmp_path, capsys, monkeypatch):
-    import emotify_ml.model
+    import emotify_ml.models.kinds
 
-    monkeypatch.setattr(emotify_ml.model, "SHIPPED_MODEL_DIR", tmp_path / "no_shipped_model")
+    monkeypatch.setattr(emotify_ml.models.kinds, "SHIPPED_DIR", tmp_path / "no_shipped_model")
     code = main(["--source", str(clip), "--no-display", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
     assert code == EXIT_MODEL
     assert "pass an MLflow model URI or a model folder" in capsys.readouterr().err

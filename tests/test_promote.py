@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from emotify_ml.model import DEFAULT_REGISTERED_MODEL, load_emotion_model, log_pyfunc
+from emotify_ml.models import DEFAULT_REGISTERED_MODEL, load_emotion_model, log_emotion_model
 from emotify_ml.registry import current_champion, promote
 from emotify_ml.mlflow_runs import tracked_run
 from tests.conftest import synthetic_faces
@@ -35,7 +35,7 @@ def make_run(tracking_uri, fitted, *, val, test=0.5, data_hash="a" * 64, fail=Fa
                          tags={"experiment_name": "svm_hog"}) as run:
             mlflow.log_params({"dataset.hash": data_hash})
             mlflow.log_metrics({"val_accuracy": val, "test_accuracy": test})
-            log_pyfunc(pipeline)
+            log_emotion_model(pipeline)
             if fail:
                 raise RuntimeError("crashed after logging the model")
     except RuntimeError:

@@ -28,13 +28,13 @@ def model_dir(tmp_path, faces):
     from sklearn.linear_model import LogisticRegression
 
     from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.model import save_pyfunc
+    from emotify_ml.models import write_pyfunc
     from emotify_ml.pipeline import build_pipeline
 
     X, y = faces
     pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
                           classifier=LogisticRegression(max_iter=200)).fit(X, y)
-    return str(save_pyfunc(pipe, tmp_path / "model"))
+    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path / "model"))
 
 
 def test_cli_scores_crops_then_skips_them(tmp_path, model_dir):

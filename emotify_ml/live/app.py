@@ -198,7 +198,7 @@ def run_live(source, stream, *, display: Display | None = None, video=None, json
     return summary
 
 
-def load_model(uri=None, tracking_uri=None, say=print):
+def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = False, runtime: str = "auto"):
     """Load the emotion model for live scoring and say which one is used.
 
     Parameters
@@ -206,25 +206,29 @@ def load_model(uri=None, tracking_uri=None, say=print):
     uri : str or path, optional
         MLflow model URI or model folder; None: ``models:/emotify-emotion@champion`` from the
         tracking store, else the model shipped with the package (see
-        :func:`emotify_ml.model.load_emotion_model`).
+        :func:`emotify_ml.models.load_model`).
     tracking_uri : str, optional
         The tracking store (default: MLflow's).
+    allow_remote : bool
+        Allow a remote ``uri`` or tracking store (``--allow-remote-model``).
+    runtime : {"auto", "keras", "compiled"}
     say : callable
         Receives the one-line description of the model in use.
 
     Raises
     ------
-    ModelNotFoundError
-        Nothing loadable; the message says what to pass instead.
+    ModelError
+        Nothing loadable, a model of another kind, or one refused (remote, pickled); the message
+        says what to pass instead.
     """
     import mlflow
 
-    from emotify_ml.model import SHIPPED_MODEL_DIR, load_emotion_model
+    from emotify_ml.models import KINDS, load_emotion_model
 
-    model = load_emotion_model(uri, tracking_uri=tracking_uri)
+    model = load_emotion_model(uri, tracking_uri=tracking_uri, allow_remote=allow_remote, runtime=runtime)
     store = mlflow.get_tracking_uri()
     source = str(model.source)
-    if source == str(SHIPPED_MODEL_DIR):
+    if source == str(KINDS["emotion"].shipped_dir):
         say(f"model: the model shipped with the package ({source}); no champion in the tracking store {store}")
     elif source.startswith("models:"):
         say(f"model: {source} (tracking store {store})")
