@@ -182,6 +182,13 @@ async def run_blocking(app, fn, *args, **kwargs):
     return await loop.run_in_executor(app.state.executor, lambda: fn(*args, **kwargs))
 
 
+def _decode_then(score, data: bytes, settings: ServeSettings, *args, **kwargs):
+    """Decode an image and score it in one trip to the pool: (face records, (height, width))."""
+    frame = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
+    records, _ = score(frame, *args, **kwargs)
+    return records, frame.shape[:2]
+
+
 def _summary(engine) -> ModelSummary:
     return ModelSummary(name=engine.info.name, version=engine.info.version)
 
@@ -222,11 +229,10 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
         `image/png`, `image/webp` or `application/octet-stream`). An image without a face gives `"faces": []`."""
         start = time.perf_counter()
         data = await _upload_bytes(request, "image", settings.max_image_bytes)
-        frame = await run_blocking(app, decode_image, data, max_bytes=settings.max_image_bytes,
-                                   max_pixels=settings.max_pixels)
-        records, _ = await run_blocking(app, engine.analyze, frame, actions=actions)
-        body = {"faces": records, "model": _summary(engine).model_dump(), "width": int(frame.shape[1]),
-                "height": int(frame.shape[0]), "ms": round((time.perf_counter() - start) * 1000.0, 2)}
+        records, (height, width) = await run_blocking(app, _decode_then, engine.analyze, data, settings,
+                                                      actions=actions)
+        body = {"faces": records, "model": _summary(engine).model_dump(), "width": width, "height": height,
+                "ms": round((time.perf_counter() - start) * 1000.0, 2)}
         return AnalyzeResponse.model_validate(body)
 
     @app.post("/v1/analyze/video", tags=["analyze"], summary="Emotions of the faces of a video, as NDJSON",
@@ -462,15 +468,13 @@ async def _serve_stream(app, websocket: WebSocket, settings: ServeSettings, acti
                 return
             start = time.perf_counter()
             try:
-                frame = await run_blocking(app, decode_image, data, max_bytes=settings.max_image_bytes,
-                                           max_pixels=settings.max_pixels)
-                faces, _ = await run_blocking(app, stream.update, frame, time.monotonic())
+                faces, (height, width) = await run_blocking(app, _decode_then, stream.update, data, settings,
+                                                            time.monotonic())
             except RequestInputError as exc:
                 await websocket.send_json({"type": "error", "frame": n, "error": exc.code, "message": str(exc)})
                 n += 1
                 continue
-            await websocket.send_json({"type": "faces", "frame": n, "faces": faces, "width": int(frame.shape[1]),
-                                       "height": int(frame.shape[0]),
+            await websocket.send_json({"type": "faces", "frame": n, "faces": faces, "width": width, "height": height,
                                        "ms": round((time.perf_counter() - start) * 1000.0, 2)})
             n += 1
     except WebSocketDisconnect:
