@@ -1,8 +1,10 @@
 """Ship a model inside the package: ``python -m pipelines.ship_model [model=models:/emotify-emotion@champion]``.
 
-Copies the chosen MLflow model into ``emotify_ml/models/shipped/emotion`` (the fallback of live
-and batch scoring when no registry exists), with its source run's id, metrics and
-data identity in ``provenance.json``.
+Copies the chosen MLflow model into ``emotify_ml/models/shipped/<kind>`` (the fallback of live,
+batch and serve scoring when no registry exists), with its source run's id, metrics and data
+identity in ``provenance.json``. The URI is resolved once by :func:`emotify_ml.models.resolve_model`
+(an alias pinned to its version, which the provenance records). A model folder of an older Emotify
+(a pickle) is refused unless ``trust_pickle=true``, which converts it once to the skops format.
 """
 
 from __future__ import annotations
@@ -24,21 +26,24 @@ def main(cfg: DictConfig) -> None:
 
     from emotify_ml.exceptions import ModelNotFoundError
     from emotify_ml.mlflow_runs import check_tracking_uri
-    from emotify_ml.model import SHIPPED_MODEL_DIR, export_model
-    from emotify_ml.registry import current_champion
+    from emotify_ml.models import KINDS, export_model, resolve_model
+    from emotify_ml.models.loading import model_kind
 
-    mlflow.set_tracking_uri(check_tracking_uri(cfg.tracking.uri))
-    uri = cfg.model
-    provenance = {}
-    run_id = None
-    if uri.startswith("models:/"):
-        name, _, alias = uri[len("models:/"):].partition("@")
-        version = current_champion(name, alias, tracking_uri=cfg.tracking.uri) if alias else None
-        if alias and version is None:
+    tracking_uri = check_tracking_uri(cfg.tracking.uri)
+    uri = str(cfg.model)
+    try:
+        resolved = resolve_model(uri, kind=cfg.kind or "emotion", tracking_uri=tracking_uri,
+                                 allow_remote=cfg.allow_remote_model)
+    except ModelNotFoundError as exc:
+        if uri.startswith("models:/") and "@" in uri:
             raise ModelNotFoundError(f"{uri} does not exist in the tracking store {cfg.tracking.uri!r}: promote a run "
-                                     "first (python -m pipelines.promote) or pass model=<runs:/... or folder>")
-        run_id = version.run_id if version else None
-        provenance["registered_version"] = f"{name}/{version.version}" if version else None
+                                     "first (python -m pipelines.promote) or pass model=<runs:/... or folder>") from exc
+        raise
+    provenance = {"source": uri}
+    run_id = None
+    if resolved.version is not None:
+        provenance["registered_version"] = f"{resolved.name}/{resolved.version}"
+        run_id = mlflow.MlflowClient().get_model_version(resolved.name, resolved.version).run_id
     elif uri.startswith("runs:/"):
         run_id = uri[len("runs:/"):].split("/")[0]
     if run_id:
@@ -48,8 +53,10 @@ def main(cfg: DictConfig) -> None:
                                    if k.split("_")[0] in ("val", "test", "train", "items", "ms")},
                           params={k: v for k, v in run.data.params.items()
                                   if k.startswith(("dataset.", "features.", "classifier.", "pipeline.", "experiment"))})
-    dest = export_model(uri, cfg.dest or SHIPPED_MODEL_DIR, provenance=provenance)
-    log.info("shipped %s to %s", uri, dest)
+    kind = cfg.kind or model_kind(resolved)
+    dest = export_model(resolved, cfg.dest or KINDS[kind].shipped_dir, kind=kind, provenance=provenance,
+                        trust_pickle=cfg.trust_pickle)
+    log.info("shipped %s (%s model) to %s", resolved.uri, kind, dest)
 
 
 if __name__ == "__main__":

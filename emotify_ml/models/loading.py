@@ -143,8 +143,13 @@ def export_model(uri, dest, *, kind: str | None = None, tracking_uri=None, prove
 
     Parameters
     ----------
+    uri : str, path or ResolvedModel
+        Any model URI or folder (see :func:`~emotify_ml.models.resolve.resolve_model`), or one already resolved.
+    dest : path
     kind : {"emotion", "action"}, optional
         Checked against the model's own; None: whatever the model is.
+    provenance : dict, optional
+        Written to ``provenance.json`` after ``{"source": uri}`` (a ``source`` key replaces it).
     trust_pickle : bool, default False
         The source is a pickled model of an older Emotify, which you trust: unpickle it
         (this runs its code) and write it in the skops format. Otherwise a pickle is refused.
@@ -156,7 +161,10 @@ def export_model(uri, dest, *, kind: str | None = None, tracking_uri=None, prove
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    resolved = resolve_model(uri, kind=kind or "emotion", tracking_uri=tracking_uri, allow_remote=allow_remote)
+    if isinstance(uri, ResolvedModel):
+        resolved, uri = uri, uri.uri
+    else:
+        resolved = resolve_model(uri, kind=kind or "emotion", tracking_uri=tracking_uri, allow_remote=allow_remote)
     folder = Path(resolved.local_dir)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         staged = Path(tmp) / "model"
@@ -174,6 +182,14 @@ def export_model(uri, dest, *, kind: str | None = None, tracking_uri=None, prove
             shutil.rmtree(dest)
         staged.rename(dest)
     return dest
+
+
+def model_kind(resolved: ResolvedModel) -> str:
+    """The kind a resolved model folder says it is (an older, pickled Emotify model: from its signature)."""
+    folder = Path(resolved.local_dir)
+    if (folder / "artifacts" / "pipeline.joblib").is_file() and not (folder / "artifacts" / "emotify.json").is_file():
+        return _legacy_kind(folder)
+    return read_meta(folder / "artifacts", source=resolved.uri).get("kind", "emotion")
 
 
 def _legacy_kind(folder: Path) -> str:
