@@ -123,6 +123,19 @@ def test_actions_on_request(make_client, jpeg):
     assert "actions" not in client.post("/v1/analyze", content=jpeg).json()["faces"][0]
 
 
+def test_websocket_actions_and_an_engine_made_by_the_lifespan(make_client, jpeg):
+    client = make_client(lambda: make_engine(action_loader=StubActions))  # a factory: made when the app starts
+    with client.websocket_connect("/v1/stream?actions=true") as ws:
+        ws.receive_json()
+        ws.send_bytes(jpeg)
+        (face,) = ws.receive_json()["faces"]
+    assert face["actions"]["label"] == "dancing" and face["track_id"] == 1
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_bytes(jpeg)
+        assert "actions" not in ws.receive_json()["faces"][0]
+
+
 def test_actions_unavailable_is_503_without_paths(make_client, jpeg):
     def broken():
         raise ModelNotFoundError(f"no action model in {REPO}/emotify_ml/models/shipped/action")
