@@ -181,7 +181,8 @@ async def _drive(devtools_url: str, page_url: str, shot: Path, image: Path, vide
         await asyncio.sleep(2.0)
         if os.environ.get("EMOTIFY_SCREENSHOT"):  # a docs screenshot: let the timeline fill a while
             await asyncio.sleep(25.0)
-        later = await cdp.evaluate(session, "({points: window.emotify.timelinePoints(), frames: window.emotify.frames})")
+        later = await cdp.evaluate(session, "({points: window.emotify.timelinePoints(), "
+                                            "frames: window.emotify.frames})")
         png = await cdp.call("Page.captureScreenshot", {"format": "png"}, session)
         shot.write_bytes(base64.b64decode(png["data"]))
         await _choose_file(cdp, session, image)  # an image: annotated, with its faces listed
@@ -235,7 +236,8 @@ def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_came
     assert shot.stat().st_size > 10_000
     assert result["image"] and result["image"]["faces"] == 1 and result["image"]["label"] in EMOTIONS
     assert result["video"], "the dropped video was not scored within 60 s"
-    assert result["video"]["summary"] == "summary" and result["video"]["lines"] == 7  # 12 frames, the page asks every 2nd
+    assert result["video"]["summary"] == "summary"
+    assert result["video"]["lines"] == 7  # 12 frames, of which the page asks for every 2nd, and the summary
     copy_to = os.environ.get("EMOTIFY_SCREENSHOT")
     if copy_to:  # for the docs: a 256-colour PNG is a third of the size and looks the same
         from PIL import Image

@@ -248,7 +248,8 @@ def test_cors_is_closed_unless_configured(make_client):
     opened = make_client(cors_origins=["https://app.example"])
     allowed = opened.options("/v1/analyze", headers={**preflight, "Origin": "https://app.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
-    assert "access-control-allow-origin" not in opened.get("/v1/model", headers={"Origin": "https://evil.example"}).headers
+    other = opened.get("/v1/model", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
 
 
 def test_host_header_check(make_client):
@@ -487,8 +488,8 @@ def test_cli_bad_arguments_and_taken_port(capsys):
         port = taken.getsockname()[1]
         assert main(["--port", str(port)]) == EXIT_ADDRESS
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == f"python -m emotify_ml.serve: error: port {port} on 127.0.0.1 is already in use; stop what uses " \
-        "it or pass --port"
+    assert err[-1] == (f"python -m emotify_ml.serve: error: port {port} on 127.0.0.1 is already in use; "
+                       "stop what uses it or pass --port")
 
 
 def test_cli_prints_the_model_and_guards_loopback(monkeypatch, capsys):

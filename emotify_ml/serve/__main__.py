@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m emotify_ml.serve                                  # http://127.0.0.1:8000, the champion else the shipped model
+    python -m emotify_ml.serve                                  # http://127.0.0.1:8000; champion, else shipped model
     python -m emotify_ml.serve --port 8080 --token s3cret       # every route but /healthz needs the token
     EMOTIFY_TOKEN=s3cret python -m emotify_ml.serve --host 0.0.0.0 --allowed-host emotify.lan
 
@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="emotify-serve: %(levelname)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="emotify-serve: %(levelname)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 

@@ -58,7 +58,8 @@ SMALL_BODY = 64 * 1024
 """Body limit of routes that take no upload."""
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
-                               "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                               "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
+                               "form-action 'self'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 """The page may load only what the package serves (no CDN, no fonts from elsewhere)."""
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")

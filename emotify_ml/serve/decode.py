@@ -90,7 +90,8 @@ def decode_image(data: bytes, *, max_bytes: int | None = None, max_pixels: int =
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLargeError(f"the image is {_mb(len(data))}; the limit is {_mb(max_bytes)}")
     if not data:
-        raise UnsupportedMediaError("empty body: send a JPEG, PNG or WebP image (multipart field 'image' or the raw body)")
+        raise UnsupportedMediaError("empty body: send a JPEG, PNG or WebP image (multipart field 'image' or the raw "
+                                    "body)")
     kind = sniff_image_type(data)
     if kind is None:
         raise UnsupportedMediaError("not a JPEG, PNG or WebP image")

@@ -272,8 +272,8 @@ def describe_model(model, *, source: str = "given") -> ModelInfo:
             name = uri[len("models:/"):].split("/")[0].split("@")[0]
         else:
             name = Path(uri).name or uri
-    classes = next((c for c in (getattr(model, "classes_", None), getattr(model, "class_names", None)) if c is not None),
-                   EMOTIONS)
+    found = (getattr(model, "classes_", None), getattr(model, "class_names", None))
+    classes = next((c for c in found if c is not None), EMOTIONS)
     classes = tuple(str(c) for c in classes)
     return ModelInfo(name=str(name), version=None if version is None else str(version), classes=classes,
                      runtime=str(getattr(model, "runtime", None) or _runtime(model)), source=source, uri=uri)
