@@ -47,7 +47,7 @@ import pandas as pd
 from emotify_ml.exceptions import DataNotFoundError, OutputError
 from emotify_ml.io.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_image, read_video, video_frame_count
 from emotify_ml.labels import EMOTIONS
-from emotify_ml.model import ResolvedModel, resolve_model
+from emotify_ml.models.resolve import ResolvedModel, resolve_model
 from emotify_ml.scoring.options import ScoringOptions
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,8 @@ class BatchOptions(ScoringOptions):
     engine : {"local", "spark"}
     model : str, optional
         MLflow model URI or folder; None: the champion, else the shipped model (:func:`resolve_model`).
+    allow_remote_model : bool
+        Allow a remote ``model`` or tracking store (``http(s)://``, ``s3://``, ...); refused by default.
     tracking : dict
         The tracking store: ``uri`` (None: MLflow's current one) to resolve ``model`` and the champion in.
     frame_stride : int
@@ -256,6 +258,7 @@ class BatchOptions(ScoringOptions):
     output: Any = None
     engine: str = "local"
     model: str | None = None
+    allow_remote_model: bool = False
     tracking: dict[str, Any] = field(default_factory=dict)
     frame_stride: int = 1
     frames_per_item: int = 600
@@ -300,10 +303,9 @@ class BatchScorer:
     @classmethod
     def load(cls, model: ResolvedModel, options: ScoringOptions) -> "BatchScorer":
         """Load the model from ``model.local_dir`` and make the detector."""
-        from emotify_ml.model import load_emotion_model
+        from emotify_ml.models.loading import load_resolved
 
-        classifier = load_emotion_model(model.local_dir)
-        return cls(classifier, options, model)
+        return cls(load_resolved(model, kind="emotion", runtime=options.runtime), options, model)
 
     def _faces(self, frame: np.ndarray, picture: bool):
         """``(crops (K, S, S), records)`` of one BGR frame; a faceless frame gives one ``none`` record."""
@@ -541,7 +543,7 @@ def worker_scorer(model: ResolvedModel, options: ScoringOptions, model_file: str
         if model_file:
             from pyspark import SparkFiles
 
-            local = ResolvedModel(model.uri, SparkFiles.get(model_file), model.version)
+            local = replace(model, local_dir=SparkFiles.get(model_file))
         t0 = time.perf_counter()
         _WORKER_SCORERS[key] = BatchScorer.load(local, options)
         _WORKER_SCORERS[key].load_seconds = time.perf_counter() - t0
@@ -701,7 +703,7 @@ def score_batch(input=None, output=None, *, options: BatchOptions | None = None,
     todo_files = len({i.path for i in items})
     summary = BatchSummary(engine=options.engine, files=todo_files, skipped=len(files) - todo_files,
                            work_items=len(items), output=str(output))
-    resolved = resolve_model(options.model, tracking_uri=options.tracking_uri)
+    resolved = resolve_model(options.model, tracking_uri=options.tracking_uri, allow_remote=options.allow_remote_model)
     summary.model_uri, summary.model_version = resolved.uri, resolved.version
     say(f"model: {resolved.uri}" + (f" (version {resolved.version})" if resolved.version else "")
         + f"; {len(files)} files, {summary.skipped} already in {output}, {todo_files} to score")
