@@ -22,6 +22,10 @@ import numpy as np
 
 from emotify_ml.exceptions import InputError, ModelNotFoundError
 from emotify_ml.paths import PACKAGE_DIR
+from emotify_ml.scoring.options import DETECTOR_KINDS, DetectorOptions
+
+_DEFAULT = DetectorOptions()
+"""The detector defaults (:class:`emotify_ml.scoring.options.DetectorOptions`, their one home)."""
 
 YUNET_MODEL = PACKAGE_DIR / "assets" / "yunet" / "face_detection_yunet_2026may.onnx"
 """The vendored YuNet ONNX model (OpenCV Zoo, MIT)."""
@@ -29,7 +33,7 @@ YUNET_MODEL = PACKAGE_DIR / "assets" / "yunet" / "face_detection_yunet_2026may.o
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 """The frontal-face cascade shipped with OpenCV (``cv2.data.haarcascades``)."""
 
-DETECTORS = ("yunet", "haar")
+DETECTORS = DETECTOR_KINDS
 """Detector kinds accepted by :func:`make_detector`."""
 
 
@@ -117,7 +121,8 @@ class YuNetDetector:
     0
     """
 
-    def __init__(self, model_path=None, *, det_size: int | None = 320, score_threshold: float = 0.6,
+    def __init__(self, model_path=None, *, det_size: int | None = _DEFAULT.det_size,
+                 score_threshold: float = _DEFAULT.score_threshold,
                  nms_threshold: float = 0.3, top_k: int = 50):
         self.model_path = model_path
         self.det_size = det_size
@@ -185,7 +190,7 @@ class HaarDetector:
         Smallest face side in pixels, at detection scale.
     """
 
-    def __init__(self, cascade_path=None, *, det_size: int | None = 320, scale_factor: float = 1.2,
+    def __init__(self, cascade_path=None, *, det_size: int | None = _DEFAULT.det_size, scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 24):
         self.cascade_path = cascade_path
         self.det_size = det_size
@@ -249,7 +254,7 @@ def _drop_nested(boxes: np.ndarray, overlap: float = 0.6) -> np.ndarray:
     return np.stack(kept)
 
 
-def make_detector(kind: str = "yunet", **kwargs):
+def make_detector(kind: str = _DEFAULT.kind, **kwargs):
     """Make a face detector.
 
     Parameters

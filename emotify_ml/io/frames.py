@@ -286,37 +286,46 @@ class StreamSource(_LiveCaptureSource):
         super().__init__(cap, f"stream {url}", stall_timeout)
 
 
-class VideoSource(_CaptureSource):
-    """A video file; every frame is delivered in order, timestamped with its media time."""
+class VideoSource(FrameSource):
+    """A video file; every ``stride``-th frame of ``[start, end)`` is delivered in order, timestamped with its media time.
+
+    The frames come from :func:`read_video`, the one video reader of every app.
+    """
 
     kind = "video"
 
-    def __init__(self, path):
+    def __init__(self, path, *, stride: int = 1, start: int = 0, end: int | None = None):
         path = Path(path)
         cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            cap.release()
+        opened = cap.isOpened()
+        fps = cap.get(cv2.CAP_PROP_FPS) if opened else 0.0
+        self.n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None if opened else None
+        cap.release()
+        if not opened:
             raise SourceError(f"cannot read {str(path)!r}: not a video, image or folder OpenCV can open")
-        ok, first = cap.read()
-        if not ok or first is None:
-            cap.release()
-            raise SourceError(f"cannot read {str(path)!r}: the video has no decodable frame")
-        super().__init__(cap, f"video {path.name}")
-        self._first = first
-        self.n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        self._reader = read_video(path, stride=stride, start=start, end=end)
+        try:
+            self._first = next(self._reader)
+        except (StopIteration, InputError):
+            self._reader.close()
+            raise SourceError(f"cannot read {str(path)!r}: the video has no decodable frame") from None
+        super().__init__(f"video {path.name}", fps=fps if fps and 1.0 <= fps <= 1000.0 else None)
+        self._whole = stride == 1 and end is None  # only then is a short read a damaged file
 
     def _frames(self):
         fps = self.fps or 30.0
-        image, index = self._first, 0
-        self._first = None
-        while image is not None and not self._stop.is_set():
-            yield Frame(index, index / fps, to_bgr(image))
-            index += 1
-            ok, image = self._cap.read()
-            if not ok:
-                image = None
-        if self.n_frames and index < self.n_frames - 1:
-            log.warning("%s ended after %d of %d frames (truncated or damaged file)", self.description, index, self.n_frames)
+        last = None
+        frame, self._first = self._first, None
+        while frame is not None and not self._stop.is_set():
+            last = frame.index
+            yield Frame(frame.index, frame.index / fps, frame.image)
+            frame = next(self._reader, None)
+        if frame is None and self._whole and self.n_frames and last is not None and last < self.n_frames - 1:
+            log.warning("%s ended after %d of %d frames (truncated or damaged file)", self.description, last + 1,
+                        self.n_frames)
+
+    def _release(self) -> None:
+        self._reader.close()
 
 
 class ImageSource(FrameSource):
