@@ -110,7 +110,8 @@ def _start_chromium(binary: str, profile: Path, camera: Path | None) -> tuple[su
     proc = subprocess.Popen([
         binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--no-default-browser-check", "--disable-sync",
-        "--disable-extensions", "--mute-audio", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+        "--disable-extensions", "--disable-dev-shm-usage", "--mute-audio", f"--user-data-dir={profile}",
+        "--remote-debugging-port=0",
         "--use-fake-ui-for-media-stream", *fake, "--window-size=1360,1000", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     active = profile / "DevToolsActivePort"
