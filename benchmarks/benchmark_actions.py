@@ -50,7 +50,7 @@ def _fmt(name, row) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", help="action model URI or folder (repeatable; default: the shipped one)")
-    p.add_argument("--data", default=None, help="MPII csv (default: ../shared/data/mpii when present, else the sample)")
+    p.add_argument("--data", default=None, help="MPII csv, e.g. ../shared/data/mpii/mpii_human_pose.csv (default: the bundled sample)")
     p.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store for runs:/ and models:/ URIs")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="score the test split (default) or the validation split (for models trained on train only)")

@@ -21,11 +21,6 @@ def sample_data_dir() -> Path:
     return repo_root() / "data" / "fer2013_sample"
 
 
-def shared_data_dir() -> Path:
-    """Where the full data sets lie in this project's workspace (``../shared/data``), if anywhere."""
-    return Path(os.environ.get("EMOTIFY_SHARED_DATA", repo_root().parent / "shared" / "data"))
-
-
 def cache_dir() -> Path:
     """A writable cache folder: ``$EMOTIFY_CACHE_DIR`` or the user's cache dir.
 

@@ -85,6 +85,21 @@ def faces():
 
 
 @pytest.fixture(scope="session")
+def hog_model_dir(tmp_path_factory) -> str:
+    """A tiny HOG + logistic-regression emotion model fitted on :func:`synthetic_faces`, saved as an MLflow model folder."""
+    from sklearn.linear_model import LogisticRegression
+
+    from emotify_ml.features.hog import HOGTransformer
+    from emotify_ml.models import write_pyfunc
+    from emotify_ml.pipeline import build_pipeline
+
+    X, y = synthetic_faces()
+    pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
+                          classifier=LogisticRegression(max_iter=200)).fit(X, y)
+    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path_factory.mktemp("hog_model") / "model"))
+
+
+@pytest.fixture(scope="session")
 def sample_data():
     from emotify_ml.data import load_fer2013
 
@@ -97,3 +112,12 @@ def full_fer_root():
     if not (root / "test").is_dir():
         pytest.skip("full FER-2013 not found at ../shared/data/fer2013")
     return root
+
+
+@pytest.fixture(scope="session")
+def full_mpii_csv():
+    """The full MPII csv of this workspace (``../shared/data/mpii``); the test skips when it is absent."""
+    path = SHARED_DATA / "mpii" / "mpii_human_pose.csv"
+    if not path.is_file():
+        pytest.skip("full MPII csv not found at ../shared/data/mpii")
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,11 +10,13 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+# importorskip, not find_spec: find_spec("hydra_plugins.x") itself raises when no Hydra plugin is installed at all
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
+                    reason="hydra-joblib-launcher is not installed (pip install hydra-joblib-launcher)")
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None,
-                    reason="hydra-joblib-launcher is not installed (pip install hydra-joblib-launcher)")
 def test_parallel_launcher_jobs_are_child_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "EMOTIFY_CACHE_DIR": str(tmp_path / "cache"),

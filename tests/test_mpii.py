@@ -9,7 +9,6 @@ from emotify_ml.data.mpii import HEADER, load_mpii, load_mpii_splits, sample_mpi
 from emotify_ml.exceptions import DataError, DataNotFoundError
 from emotify_ml.experiment import Splits
 from emotify_ml.labels import MPII_CATEGORIES
-from tests.conftest import SHARED_DATA
 
 
 def _write(tmp_path, rows, header=HEADER):
@@ -76,28 +75,40 @@ def test_malformed_rows_raise_or_skip(tmp_path, bad, match):
 
 
 @pytest.mark.slow
-def test_full_mpii_counts():
-    path = SHARED_DATA / "mpii" / "mpii_human_pose.csv"
-    if not path.is_file():
-        pytest.skip("full MPII csv not found")
-    splits = load_mpii_splits(path)
+def test_full_mpii_counts(full_mpii_csv):
+    splits = load_mpii_splits(full_mpii_csv)
     assert splits.identity["n_rows"] == 17331 and splits.identity["n_test"] == 3467
 
 
 @pytest.mark.slow
-def test_shipped_action_model_reaches_its_recorded_test_metrics():
+def test_shipped_action_model_reaches_its_recorded_test_metrics(full_mpii_csv):
     """The committed action model scores, on the full MPII test split, what its provenance.json recorded."""
     import json
 
     from emotify_ml.models import KINDS, load_action_model
     from emotify_ml.evaluation import evaluate
 
-    path = SHARED_DATA / "mpii" / "mpii_human_pose.csv"
-    if not path.is_file():
-        pytest.skip("full MPII csv not found")
     provenance = json.loads((KINDS["action"].shipped_dir / "provenance.json").read_text())
-    splits = load_mpii_splits(path)
+    splits = load_mpii_splits(full_mpii_csv)
     assert splits.identity["sha256"] == provenance["params"]["dataset.sha256"]
     result = evaluate(splits.y_test, load_action_model().predict_proba(splits.X_test), splits.class_names)
     for key in ("accuracy", "top3_accuracy", "macro_f1"):
         assert abs(result[key] - provenance["metrics"][f"test_{key}"]) <= 0.002, key  # float round-off only
+
+
+def test_no_path_is_the_bundled_sample_never_a_guessed_location(monkeypatch, tmp_path):
+    """``data.path: null`` trains on the sample whether or not a full set lies in ../shared (data roots come from config)."""
+    monkeypatch.setenv("EMOTIFY_SHARED_DATA", str(tmp_path))  # even where a full set would be found
+    assert str(load_mpii().path) == str(sample_mpii_path())
+
+
+def test_library_code_names_no_workspace_data_folder():
+    """Data roots come from config: no module of emotify_ml builds a path into ../shared."""
+    from pathlib import Path
+
+    import emotify_ml
+
+    offenders = [f"{path.name}:{n}" for path in Path(emotify_ml.__file__).parent.rglob("*.py")
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if ('"shared"' in line or "shared_data_dir" in line) and not line.lstrip().startswith("#")]
+    assert not offenders

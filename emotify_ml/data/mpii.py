@@ -24,7 +24,7 @@ import numpy as np
 from emotify_ml.data.csv_text import csv_rows
 from emotify_ml.exceptions import DataError, DataNotFoundError
 from emotify_ml.labels import MPII_CATEGORIES, MPII_JOINTS
-from emotify_ml.paths import repo_root, shared_data_dir
+from emotify_ml.paths import repo_root
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,6 @@ HEADER: tuple[str, ...] = ("ID", "NAME", *(f"{j}_{ax}" for j in MPII_JOINTS for 
 UNLABELLED = "NA"
 LABEL_KINDS = ("category", "activity")
 MISSING = -1.0
-
-
-def default_mpii_path() -> Path:
-    """The full annotations (``<shared data>/mpii/mpii_human_pose.csv``) when present, else the bundled sample."""
-    full = shared_data_dir() / "mpii" / "mpii_human_pose.csv"
-    return full if full.is_file() else sample_mpii_path()
 
 
 def sample_mpii_path() -> Path:
@@ -134,8 +128,9 @@ def load_mpii(path=None, *, labels: str = "category", on_error: str = "raise") -
     Parameters
     ----------
     path : path, optional
-        The csv (UTF-8 with or without a BOM, plain or gzipped); None is :func:`default_mpii_path`
-        (the full set when present, else the sample).
+        The csv (UTF-8 with or without a BOM, plain or gzipped); None is the 300-row sample bundled
+        with the repo (:func:`sample_mpii_path`), never a guessed location: the full set is named by
+        config (``data.path=<folder>/mpii_human_pose.csv``).
     labels : {"category", "activity"}
         Label vocabulary: the 20 categories or the fine activities (sorted names).
     on_error : {"raise", "skip"}
@@ -159,7 +154,7 @@ def load_mpii(path=None, *, labels: str = "category", on_error: str = "raise") -
         raise ValueError(f"labels must be one of {LABEL_KINDS}; got {labels!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
-    path = Path(path).expanduser() if path is not None else default_mpii_path()
+    path = Path(path).expanduser() if path is not None else sample_mpii_path()
     if not path.is_file():
         raise DataNotFoundError(f"MPII csv {str(path)!r} does not exist; expected mpii_human_pose.csv "
                                 f"(columns {', '.join(HEADER[:3])}, ..., Scale, Activity, Category)")

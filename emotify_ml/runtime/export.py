@@ -215,11 +215,10 @@ def convert(graph, variant: str, representative: np.ndarray | None = None, quant
 # -- data -----------------------------------------------------------------------------------------------------
 
 def default_data_root() -> Path:
-    """``../shared/data/fer2013`` when present, else the bundled sample."""
-    from emotify_ml.paths import sample_data_dir, shared_data_dir
+    """The bundled FER-2013 sample: data roots come from config (``data_root=``), never from a guessed location."""
+    from emotify_ml.paths import sample_data_dir
 
-    shared = shared_data_dir() / "fer2013"
-    return shared if shared.is_dir() else sample_data_dir()
+    return sample_data_dir()
 
 
 def representative_faces(root=None, n: int = 400, seed: int = 0) -> tuple[np.ndarray, dict]:
