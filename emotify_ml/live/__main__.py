@@ -57,15 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--det-size", type=int, default=detector.det_size,
                      help="longest side in pixels of the image the detector sees; bigger frames are shrunk for speed "
                      "(default: %(default)s; 0: the full frame)")
-    det.add_argument("--score-threshold", type=float, default=detector.score_threshold, help="least YuNet face score (default: %(default)s)")
-    det.add_argument("--margin", type=float, default=scoring.margin, help="crop margin, as a fraction of the face box (default: %(default)s, approximating the framing of FER-2013 crops)")
+    det.add_argument("--score-threshold", type=finite_float, default=detector.score_threshold, help="least YuNet face score (default: %(default)s)")
+    det.add_argument("--margin", type=finite_float, default=scoring.margin, help="crop margin, as a fraction of the face box (default: %(default)s, approximating the framing of FER-2013 crops)")
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
 
     sm = p.add_argument_group("tracking and smoothing")
     sm.add_argument("--smoothing", choices=SMOOTHING_METHODS, default=smoothing.method, help="temporal smoothing of each face's probabilities (default: %(default)s)")
-    sm.add_argument("--alpha", type=float, default=smoothing.alpha, help="EMA weight of the newest frame; smaller is smoother and slower (default: %(default)s)")
+    sm.add_argument("--alpha", type=finite_float, default=smoothing.alpha, help="EMA weight of the newest frame; smaller is smoother and slower (default: %(default)s)")
     sm.add_argument("--window", type=int, default=smoothing.window, help="frames averaged by --smoothing window (default: %(default)s)")
-    sm.add_argument("--iou", type=float, default=tracking.iou_threshold, help="least box overlap (IoU) to continue a track (default: %(default)s)")
+    sm.add_argument("--iou", type=finite_float, default=tracking.iou_threshold, help="least box overlap (IoU) to continue a track (default: %(default)s)")
     sm.add_argument("--max-missed", type=int, default=tracking.max_missed, help="frames a face may be missed before its track ends (default: %(default)s)")
 
     misc = p.add_argument_group("other")
@@ -77,6 +77,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``nan`` and ``inf`` are refused when the command line is parsed)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def check_args(args) -> tuple[int, str] | None:
+    """What can be checked before anything is opened or loaded: ``(exit code, message)``, or None when all is well.
+
+    Output files (``--output``, ``--jsonl``, ``--summary-json``) must go to an existing folder
+    (exit code 5), and ``--tracking-uri`` must be a store MLflow knows (exit code 3, the
+    model cannot be found there). Nothing is written.
+    """
+    from emotify_ml.exceptions import ConfigError, OutputError
+    from emotify_ml.io.sinks import _check_parent
+    from emotify_ml.mlflow_runs import check_tracking_uri
+
+    for flag in ("output", "jsonl", "summary_json"):
+        path = getattr(args, flag)
+        if path:
+            try:
+                _check_parent(path, "--" + flag.replace("_", "-"))
+            except OutputError as exc:
+                return EXIT_OUTPUT, str(exc)
+    if args.tracking_uri is not None:
+        try:
+            check_tracking_uri(args.tracking_uri)
+        except ConfigError as exc:
+            return EXIT_MODEL, f"--tracking-uri: {exc}"
+    return None
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -85,6 +124,13 @@ def main(argv=None) -> int:
     """Run the CLI; returns the exit code (errors are printed as one line, without a traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from emotify_ml.mlflow_runs import disable_telemetry
+
+    disable_telemetry()
+    problem = check_args(args)
+    if problem is not None:
+        print(f"{PROG}: error: {problem[1]}", file=sys.stderr)
+        return problem[0]
     if not args.quiet and not args.display and not (args.output or args.jsonl or args.summary_json):
         print(f"{PROG}: warning: --no-display without --output, --jsonl or --summary-json: results are not kept",
               file=sys.stderr)
