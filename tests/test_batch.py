@@ -16,7 +16,6 @@ from emotify_ml.exceptions import DataNotFoundError, ModelNotFoundError
 from emotify_ml.labels import EMOTIONS
 from emotify_ml.scoring import ScoringOptions
 
-from .conftest import synthetic_faces
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "fer2013_sample" / "test"
@@ -24,18 +23,9 @@ KEYS = ["path", "frame", "face"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny HOG + logistic regression emotion model saved as an MLflow model folder."""
-    from sklearn.linear_model import LogisticRegression
-
-    from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.models import write_pyfunc
-    from emotify_ml.pipeline import build_pipeline
-
-    X, y = synthetic_faces()
-    pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
-                          classifier=LogisticRegression(max_iter=200)).fit(X, y)
-    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path_factory.mktemp("model") / "model"))
+def model_dir(hog_model_dir):
+    """A tiny HOG + logistic regression emotion model folder (``hog_model_dir`` of conftest)."""
+    return hog_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,8 @@ def cli(*args: str, tmp: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def model_dir(tmp_path, faces):
-    from sklearn.linear_model import LogisticRegression
-
-    from emotify_ml.features.hog import HOGTransformer
-    from emotify_ml.models import write_pyfunc
-    from emotify_ml.pipeline import build_pipeline
-
-    X, y = faces
-    pipe = build_pipeline(features={"hog": HOGTransformer(pixels_per_cell=12)},
-                          classifier=LogisticRegression(max_iter=200)).fit(X, y)
-    return str(write_pyfunc(pipe, kind="emotion", path=tmp_path / "model"))
+def model_dir(hog_model_dir):
+    return hog_model_dir
 
 
 def test_cli_scores_crops_then_skips_them(tmp_path, model_dir):
