@@ -222,3 +222,23 @@ def test_import_loads_nothing():
             "sorted(m for m in sys.modules if m.startswith('emotify_ml')); "
             "assert callable(emotify_ml.load_emotion_model)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("extra, code, says", [
+    ([], 3, "refusing to load a model from the remote location 's3://bucket/m'"),
+    (["--allow-remote-model"], 3, "cannot download model 's3://bucket/m'"),
+])
+def test_live_refuses_a_remote_model_in_one_line(extra, code, says, capsys, monkeypatch):
+    import mlflow.artifacts
+
+    from emotify_ml.live.__main__ import main
+    from tests.conftest import REPO
+
+    def missing(**kwargs):
+        raise ModuleNotFoundError("No module named 'botocore'")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", missing)
+    image = REPO / "data" / "fer2013_sample" / "test" / "happy" / "PrivateTest_3402902.jpg"
+    assert main(["--source", str(image), "--no-display", "-q", "--model", "s3://bucket/m", *extra]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0] and "Traceback" not in err[0]

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MLflow model URI (runs:/<id>/model, models:/<name>@<alias>) or local model folder; "
                     "default: models:/emotify-emotion@champion from the tracking store, else the shipped model")
     io.add_argument("--tracking-uri", default=None, help="MLflow tracking store to resolve --model in")
+    io.add_argument("--allow-remote-model", action="store_true",
+                    help="allow --model or --tracking-uri to be remote (http(s)://, s3://, ...); refused by default. "
+                    "Models are never unpickled, see the README's \"What loading a model trusts\"")
     io.add_argument("--no-display", dest="display", action="store_false", help="run without a window")
     io.add_argument("--output", default=None, help="write the annotated video here (.mp4 or .avi)")
     io.add_argument("--jsonl", default=None, help="write one JSON line per face per frame here")
@@ -157,7 +160,7 @@ def _run(args, parser) -> int:
 
     import cv2
 
-    from emotify_ml.exceptions import EmotifyError, ModelNotFoundError, SourceError
+    from emotify_ml.exceptions import EmotifyError, ModelError, SourceError
     from emotify_ml.exceptions import OutputError
 
     def say(message):
@@ -177,7 +180,7 @@ def _run(args, parser) -> int:
         parser.error(str(exc))
     try:
         summary = _score(args, parts, say)
-    except ModelNotFoundError as exc:
+    except ModelError as exc:  # not found, of the wrong kind, or refused (remote, pickled)
         return _fail(exc, EXIT_MODEL)
     except SourceError as exc:
         return _fail(exc, EXIT_SOURCE)
@@ -233,7 +236,7 @@ def _score(args, parts, say):
     source = jsonl = video = None
     try:
         source = open_source(args.source, width=args.width, height=args.height)
-        classifier = load_model(args.model, args.tracking_uri, say)
+        classifier = load_model(args.model, args.tracking_uri, say, allow_remote=args.allow_remote_model)
         predictor = load_actions(stream_options.smoothing) if args.actions else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         video = VideoWriter(args.output, fps=source.fps or 30.0) if args.output else None
