@@ -28,13 +28,9 @@ log = logging.getLogger("emotify.export")
 
 def export(cfg: DictConfig) -> Path:
     """Resolve ``cfg.model``, copy it when asked or needed, compile it; returns the model folder written."""
-    import json
     import shutil
 
-    from emotify_ml.data.fer2013 import load_fer2013
-    from emotify_ml.labels import TEST
     from emotify_ml.models import resolve_model
-    from emotify_ml.runtime.export import compile_model, default_data_root
 
     resolved = resolve_model(cfg.model, kind="emotion", tracking_uri=cfg.tracking.uri)
     local = Path(str(cfg.model)).expanduser()
@@ -46,15 +42,33 @@ def export(cfg: DictConfig) -> Path:
             if folder.exists():
                 shutil.rmtree(folder)
             shutil.copytree(resolved.local_dir, folder)
+    compile_folder(folder, resolved, variants=list(cfg.variants), quantization=cfg.quantization,
+                   data_root=cfg.data_root, parity_full=cfg.parity_full, n_representative=int(cfg.n_representative),
+                   seed=int(cfg.seed))
+    return folder
+
+
+def compile_folder(folder, resolved, *, variants=("int8", "float32"), quantization="dynamic", data_root=None,
+                   parity_full=True, n_representative=400, seed=0) -> Path:
+    """Compile a local emotion model folder, with parity on the bundled sample (and the full PrivateTest when present).
+
+    Also called by ``pipelines.ship_model``. ``resolved`` (a ResolvedModel) is the source recorded in the manifest.
+    """
+    import json
+
+    from emotify_ml.data.fer2013 import load_fer2013
+    from emotify_ml.labels import TEST
+    from emotify_ml.runtime.export import compile_model, default_data_root
+
     sample = load_fer2013()
     parity_sets = {"sample_all": (sample.images, sample.labels)}
-    root = Path(cfg.data_root) if cfg.data_root else default_data_root()
-    if cfg.parity_full and root.resolve() != Path(sample.root).resolve():
+    root = Path(data_root) if data_root else default_data_root()
+    if parity_full and root.resolve() != Path(sample.root).resolve():
         test = load_fer2013(root).split(TEST)
         if len(test):
             parity_sets[f"fer2013_{TEST}"] = (test.images, test.labels)
-    dest = compile_model(folder, variants=list(cfg.variants), quantization=cfg.quantization, data_root=root,
-                         n_representative=int(cfg.n_representative), seed=int(cfg.seed), parity_sets=parity_sets,
+    dest = compile_model(folder, variants=list(variants), quantization=quantization, data_root=root,
+                         n_representative=n_representative, seed=seed, parity_sets=parity_sets,
                          source={"uri": resolved.uri, "name": resolved.name, "version": resolved.version})
     manifest = json.loads((dest / "manifest.json").read_text())
     for variant, info in manifest["variants"].items():
@@ -62,7 +76,7 @@ def export(cfg: DictConfig) -> Path:
                             f"{p['accuracy_compiled']:.4f} (n={p['n']})"
                             for name, p in manifest["parity"][variant].items())
         log.info("%s: %s (%d bytes); %s", variant, dest / info["file"], info["bytes"], figures)
-    return folder
+    return dest
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="export", version_base="1.3")

@@ -57,6 +57,14 @@ def main(cfg: DictConfig) -> None:
     dest = export_model(resolved, cfg.dest or KINDS[kind].shipped_dir, kind=kind, provenance=provenance,
                         trust_pickle=cfg.trust_pickle)
     log.info("shipped %s (%s model) to %s", resolved.uri, kind, dest)
+    if kind == "emotion" and cfg.compile:  # the TF-free compiled runtime (pipelines.export) beside it
+        from emotify_ml.runtime.export import ExportError
+        from pipelines.export import compile_folder
+
+        try:
+            compile_folder(dest, resolved)
+        except ExportError as exc:
+            log.info("not compiled (scoring keeps the keras pipeline): %s", exc)
 
 
 if __name__ == "__main__":
