@@ -80,7 +80,7 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
     ----------
     photos : :class:`emotify_ml.data.photos.PhotoSet`
     model : object with ``predict_proba(faces) -> (N, 7)``
-        E.g. :func:`emotify_ml.model.load_emotion_model`'s result.
+        E.g. :func:`emotify_ml.load_emotion_model`'s result.
     detect, margin, align, detector, det_size, score_threshold
         As live and batch scoring take them.
     progress : bool
