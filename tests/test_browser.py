@@ -248,8 +248,9 @@ def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_came
                                           dither=Image.Dither.NONE).save(copy_to, optimize=True)
 
 
-def test_page_without_a_camera_says_so(server, tmp_path):
-    """No camera at all: a clear message instead of the video, and the rest of the page still works."""
+def test_page_without_a_camera_says_so_and_the_api_reference_renders(server, tmp_path):
+    """No camera at all: a clear message instead of the video, and the rest of the page still works;
+    ``/docs`` renders every route from ``/openapi.json`` with the package's own script."""
     async def run(devtools_url):
         from websockets.asyncio.client import connect
 
@@ -261,13 +262,19 @@ def test_page_without_a_camera_says_so(server, tmp_path):
                 return !box.hidden && box.textContent;
             })()""", 15)
             model = await cdp.evaluate(session, "document.getElementById('model').textContent")
-            return message, model
+            _, docs = await _open_page(cdp, f"{server}/docs")  # the offline API reference
+            routes = await _wait_for(cdp, docs, "document.querySelectorAll('.operation').length >= 5 && "
+                                     "[...document.querySelectorAll('.operation code')].map(c => c.textContent)", 15)
+            png = await cdp.call("Page.captureScreenshot", {"format": "png"}, docs)
+            (tmp_path / "docs_page.png").write_bytes(base64.b64decode(png["data"]))
+            return message, model, routes
 
     proc, devtools_url = _start_chromium(_chromium(), tmp_path / "profile", camera=None)
     try:
-        message, model = asyncio.run(run(devtools_url))
+        message, model, routes = asyncio.run(run(devtools_url))
     finally:
         _stop(proc)
     assert message and ("No camera was found" in message or "could not be started" in message
                         or "denied" in message), message
     assert "emotify-emotion" in model
+    assert routes and {"/v1/analyze", "/v1/analyze/video", "/v1/model", "/healthz", "/v1/stream"} <= set(routes)

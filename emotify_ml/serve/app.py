@@ -137,12 +137,11 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
             app.state.engine = None
             executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="Emotify", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="Emotify", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Facial emotions over HTTP: faces, their boxes and the probability of each of the 7 "
                   "FER-2013 emotions, for images, videos (NDJSON) and a websocket of webcam frames. "
                   "Errors are JSON `{\"error\": ..., \"message\": ...}`. When the server has a token, send "
-                  "`Authorization: Bearer <token>` (every route but `/healthz`).",
-                  responses={401: {"model": ErrorBody, "description": "missing or wrong token"}})
+                  "`Authorization: Bearer <token>` (every route but `/healthz`).")
     app.state.settings = settings
     app.state.engine = None
     _add_error_handlers(app)
@@ -206,8 +205,9 @@ _VIDEO_BODY = {"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "video": {"type": "string", "format": "binary", "description": "a video file (MP4, WebM, AVI, MOV)"}},
         "required": ["video"]}}}, "required": True}}
-_ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in (
-    (413, "over the size limit"), (415, "not a supported media type"), (422, "corrupt input or a bad parameter"))}
+_AUTH = {401: {"model": ErrorBody, "description": "missing or wrong token (when the server has one)"}}
+_ERRORS = {**_AUTH, **{status: {"model": ErrorBody, "description": text} for status, text in (
+    (413, "over the size limit"), (415, "not a supported media type"), (422, "corrupt input or a bad parameter"))}}
 
 
 def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
@@ -215,7 +215,8 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     async def healthz():
         return Health()
 
-    @app.get("/v1/model", response_model=ModelResponse, tags=["service"], summary="The model in use")
+    @app.get("/v1/model", response_model=ModelResponse, tags=["service"], summary="The model in use",
+             responses=_AUTH)
     async def model(engine: EngineDep):
         info = engine.info
         return ModelResponse(name=info.name, version=info.version, classes=list(info.classes), runtime=info.runtime,
@@ -267,6 +268,18 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket, actions: bool = False):
         await _serve_stream(app, websocket, settings, actions)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        """The API reference, rendered from /openapi.json by the package's own script (works offline)."""
+        return FileResponse(STATIC_DIR / "docs.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/docs/swagger", include_in_schema=False)
+    async def swagger():
+        """FastAPI's Swagger UI (interactive; its scripts come from a CDN, so it needs the internet)."""
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Emotify API (Swagger UI)")
 
     @app.get("/", include_in_schema=False)
     async def page(request: Request):
