@@ -8,8 +8,9 @@ Rows (the same crops, the same process, one after the other):
   one face per ``invoke()`` as that package runs it.
 
 Each model is called through its Python API (``emotify_ml.models.load_model(...).predict_proba``):
-faces/s over all crops in batches of ``--batch`` (default 512), and faces/s and median ms at
-batch 1 over ``--singles`` crops (after a warm-up call). The models take turns for ``--rounds``
+faces/s over all crops in batches of ``--batch`` (default 512) and the same per CPU-second of
+this process (less sensitive to other processes on a shared machine), and faces/s and median
+ms at batch 1 over ``--singles`` crops (after a warm-up call). The models take turns for ``--rounds``
 rounds and each keeps its best round, so a burst of load from other processes does not pick
 the winner. Accuracy on the crops and label agreement with the keras row are reported too.
 
@@ -65,15 +66,16 @@ def crops(root, limit):
 def speed(predict_proba, faces, *, batch: int, singles: int) -> dict:
     """faces/s over ``faces`` in batches of ``batch``; faces/s and median ms one face at a time."""
     predict_proba(faces[:batch])  # warm-up: graph tracing, interpreter allocation
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     parts = [predict_proba(faces[i : i + batch]) for i in range(0, len(faces), batch)]
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     times = []
     for i in range(min(singles, len(faces))):
         t = time.perf_counter()
         predict_proba(faces[i : i + 1])
         times.append(time.perf_counter() - t)
     return {"proba": np.concatenate(parts), "faces_per_s_batched": len(faces) / seconds,
+            "faces_per_cpu_s_batched": len(faces) / cpu_seconds,
             "faces_per_s_batch1": len(times) / float(np.sum(times)), "ms_per_face_batch1": 1000 * float(np.median(times)),
             "ms_per_face_batched": 1000 * seconds / len(faces)}
 
@@ -107,6 +109,7 @@ def model_rows(faces, labels, *, batch, singles, rounds) -> list[dict]:
         pred = row.pop("pred")
         row.update(max(row["rounds"], key=lambda m: m["faces_per_s_batched"]))
         row["faces_per_s_batch1"] = max(m["faces_per_s_batch1"] for m in row["rounds"])
+        row["faces_per_cpu_s_batched"] = max(m["faces_per_cpu_s_batched"] for m in row["rounds"])
         row["ms_per_face_batch1"] = min(m["ms_per_face_batch1"] for m in row["rounds"])
         row["accuracy"] = float(np.mean(pred == labels))
         row["label_agreement_with_keras"] = (None if row is rows[0] or row["model"] == PEER_NAME
@@ -115,15 +118,16 @@ def model_rows(faces, labels, *, batch, singles, rounds) -> list[dict]:
 
 
 def run_measured(cmd, env=None) -> dict:
-    """Wall seconds, peak RSS (MiB) and exit code of a command in a fresh process (a wrapper measures its child)."""
+    """Wall and CPU (user + system) seconds, peak RSS (MiB) and exit code of a command in a fresh process."""
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode; "
-               "s = time.perf_counter() - t; "
-               "print(s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
+               "s = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+               "print(s, u.ru_utime + u.ru_stime, u.ru_maxrss, rc)")
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, **(env or {})}, timeout=1800)
-    seconds, rss_kib, rc = out.stdout.split()[-3:]
-    return {"seconds": float(seconds), "peak_rss_mib": int(rss_kib) / 1024, "exit_code": int(rc)}
+    seconds, cpu, rss_kib, rc = out.stdout.split()[-4:]
+    return {"seconds": float(seconds), "cpu_seconds": float(cpu), "peak_rss_mib": int(rss_kib) / 1024,
+            "exit_code": int(rc)}
 
 
 def keras_copy(workdir: Path) -> Path:
@@ -146,7 +150,8 @@ def startup_rows(workdir: Path) -> list[dict]:
         run_measured(cmd)  # warm the file cache
         result = run_measured(cmd)
         rows.append({"command": "python -m emotify_ml.live <photo> --no-display", "runtime": name, **result})
-        print(f"  live start-up, {name}: {result['seconds']:.2f} s, {result['peak_rss_mib']:.0f} MiB", flush=True)
+        print(f"  live start-up, {name}: {result['seconds']:.2f} s ({result['cpu_seconds']:.2f} CPU s), "
+              f"{result['peak_rss_mib']:.0f} MiB", flush=True)
     return rows
 
 
@@ -169,11 +174,12 @@ def score_batch_rows(workdir: Path, fer_root: Path) -> list[dict]:
 
 
 def table(rows) -> str:
-    lines = ["| model | runtime | faces/s batched | faces/s one by one | ms/face one by one | accuracy | agreement with keras |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| model | runtime | faces/s batched | faces per CPU-second | faces/s one by one | ms/face one by one "
+             "| accuracy | agreement with keras |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         agree = "" if r["label_agreement_with_keras"] is None else f"{100 * r['label_agreement_with_keras']:.2f} %"
-        lines.append(f"| {r['model']} | {r['runtime']} | {r['faces_per_s_batched']:,.0f} | {r['faces_per_s_batch1']:,.0f} | "
+        lines.append(f"| {r['model']} | {r['runtime']} | {r['faces_per_s_batched']:,.0f} | "
+                     f"{r['faces_per_cpu_s_batched']:,.0f} | {r['faces_per_s_batch1']:,.0f} | "
                      f"{r['ms_per_face_batch1']:.2f} | {100 * r['accuracy']:.2f} % | {agree} |")
     return "\n".join(lines)
 
