@@ -250,6 +250,12 @@ def test_cors_is_closed_unless_configured(make_client):
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     other = opened.get("/v1/model", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+    guarded = make_client(cors_origins=["https://app.example"], token="s3cret")  # preflights carry no token
+    allowed = guarded.options("/v1/analyze", headers={**preflight, "Origin": "https://app.example",
+                                                      "Access-Control-Request-Headers": "authorization"})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://app.example"
+    denied = guarded.get("/v1/model", headers={"Origin": "https://app.example"})
+    assert denied.status_code == 401 and denied.headers["access-control-allow-origin"] == "https://app.example"
 
 
 def test_host_header_check(make_client):

@@ -145,12 +145,12 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = None
     _add_error_handlers(app)
-    if settings.cors_origins:
+    app.add_middleware(Guard, settings=settings)
+    if settings.cors_origins:  # outside the guard: it answers preflights (which carry no token) itself
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
-    app.add_middleware(Guard, settings=settings)
     _add_routes(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
