@@ -110,7 +110,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="emotify-serve: %(levelname)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from emotify_ml.mlflow_runs import disable_telemetry
+
+    disable_telemetry()  # no calls home (EMOTIFY_ALLOW_TELEMETRY=1 opts in), as every entry point
 
     def say(message):
         print(message, file=sys.stderr, flush=True)
