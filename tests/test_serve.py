@@ -499,6 +499,14 @@ def test_cli_bad_arguments_and_taken_port(capsys):
                        "stop what uses it or pass --port")
 
 
+def test_cli_missing_model_is_exit_3(tmp_path, capsys):
+    from emotify_ml.serve.__main__ import EXIT_MODEL
+
+    assert main(["--model", str(tmp_path / "no-model"), "--port", "0"]) == EXIT_MODEL
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith("python -m emotify_ml.serve: error: model ") and "Traceback" not in line
+
+
 def test_cli_prints_the_model_and_guards_loopback(monkeypatch, capsys):
     """``main`` loads the model, says which, and serves loopback with a Host check and the env token."""
     import uvicorn
