@@ -105,7 +105,8 @@ def expected_error(exc: BaseException) -> BaseException | None:
             return ConfigError(f"{key} is required: add {key}=<value> to the command line")
         if isinstance(exc, EXPECTED_ERRORS):
             return exc
-        if type(exc).__module__.startswith("mlflow.") and type(exc).__name__ == "MlflowException":
+        mlflow_errors = sys.modules.get("mlflow.exceptions")
+        if mlflow_errors is not None and isinstance(exc, mlflow_errors.MlflowException):
             return ConfigError(f"MLflow: {getattr(exc, 'message', exc)}")
         exc = exc.__cause__ if isinstance(exc, HydraException) else None
     return None

@@ -198,3 +198,32 @@ def test_check_tracking_uri_accepts_the_stores_mlflow_has():
         assert check_tracking_uri(uri) == uri
     with pytest.raises(ConfigError):
         check_tracking_uri("s4://bucket")
+
+
+def test_missing_values_and_mlflow_errors_become_config_errors():
+    from mlflow.exceptions import MlflowException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    from pipelines._common import expected_error
+
+    try:
+        OmegaConf.to_container(OmegaConf.create({"input": "???"}), throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        missing = expected_error(exc)
+    assert isinstance(missing, ConfigError) and str(missing) == "input is required: add input=<value> to the command line"
+    mlflow_error = expected_error(MlflowException("Registered Model with name=x not found"))
+    assert isinstance(mlflow_error, ConfigError) and str(mlflow_error) == "MLflow: Registered Model with name=x not found"
+    assert expected_error(RuntimeError("a bug")) is None  # bugs keep their traceback
+
+
+def test_telemetry_is_switched_off_unless_the_user_opts_in(monkeypatch):
+    from emotify_ml.mlflow_runs import TELEMETRY_OFF, disable_telemetry
+
+    for key in [*TELEMETRY_OFF, "EMOTIFY_ALLOW_TELEMETRY"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("EMOTIFY_ALLOW_TELEMETRY", "1")
+    assert disable_telemetry() is False and "MLFLOW_DISABLE_TELEMETRY" not in os.environ
+    monkeypatch.delenv("EMOTIFY_ALLOW_TELEMETRY")
+    assert disable_telemetry() is True
+    assert {k: os.environ[k] for k in TELEMETRY_OFF} == TELEMETRY_OFF
