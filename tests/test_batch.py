@@ -48,14 +48,33 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    """One local[1] SparkSession for the module (the JVM start is the slow part)."""
+    """One local[1] SparkSession for the module (the JVM start is the slow part).
+
+    A ``python3`` that exits 1 comes first on PATH, as for an unactivated venv: the workers must
+    run this interpreter anyway (``PYSPARK_PYTHON`` pinned by :func:`spark_session`).
+    """
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
     from emotify_ml.batch import spark_session
 
-    session = spark_session("local[1]", local_dir=tmp_path_factory.mktemp("spark"),
-                            conf={"spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
+    decoy = tmp_path_factory.mktemp("decoy")
+    for name in ("python3", "python"):
+        (decoy / name).write_text("#!/bin/sh\necho 'decoy python: not the interpreter you ran' >&2\nexit 1\n")
+        (decoy / name).chmod(0o755)
+    saved = {k: os.environ.get(k) for k in ("PATH", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    os.environ["PATH"] = f"{decoy}{os.pathsep}{saved['PATH']}"
+    os.environ.pop("PYSPARK_PYTHON", None)
+    os.environ.pop("PYSPARK_DRIVER_PYTHON", None)
+    try:
+        session = spark_session("local[1]", local_dir=tmp_path_factory.mktemp("spark"),
+                                conf={"spark.sql.shuffle.partitions": "2"})
+        yield session
+        session.stop()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # images in batches of 2; the 18 frames: ranges [0, 8), [8, 16), [16, end), every 4th frame scored

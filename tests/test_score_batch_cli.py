@@ -81,6 +81,8 @@ def test_cli_options_become_the_typed_dataclass(tmp_path):
     options.check()
 
 
+@pytest.mark.slow  # a JVM and a Spark worker from the command line (about a minute); the spark fixture of
+# tests/test_batch.py checks the same in the default run, in-process
 @pytest.mark.skipif(shutil.which("java") is None, reason="engine=spark needs Java")
 def test_spark_engine_runs_this_interpreter_not_the_python3_on_path(tmp_path, model_dir):
     """An unactivated venv: the ``python3`` first on PATH is not this interpreter (here: one that exits 1)."""
