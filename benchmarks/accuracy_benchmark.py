@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=[None], help="Emotify model URIs or folders (default: champion, "
                                                                  "else the shipped model)")
+    parser.add_argument("--runtime", default="auto", help="Emotify runtime: auto (as the product scores), keras, compiled")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--fer-root", default=str(SHARED / "data" / "fer2013"))
     parser.add_argument("--photos", default=str(SHARED / "data" / "muxspace_dev"))
@@ -91,13 +92,14 @@ def main(argv=None) -> int:
     from emotify_ml.features.preprocessing import DEFAULT_MARGIN
     from emotify_ml.models import load_emotion_model
 
-    models = {str(uri or "default"): load_emotion_model(uri) for uri in args.model}
+    models = {str(uri or "default"): load_emotion_model(uri, runtime=args.runtime) for uri in args.model}
     try:
         peer = load_peer()
     except PeerNotFoundError as exc:
         print(f"skipping the peer: {exc}")
         peer = None
-    result = {"margin": DEFAULT_MARGIN, "peer": getattr(peer, "name", None), "sets": {}}
+    result = {"margin": DEFAULT_MARGIN, "peer": getattr(peer, "name", None), "sets": {},
+              "models": {k: {"source": str(m.source), "runtime": m.runtime} for k, m in models.items()}}
     first = next(iter(models.values()))
     for name in args.sets:
         t0 = time.perf_counter()
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
                                        else photo_crops(args.photos, first))
         rows = {}
         for label, model in models.items():
-            rows[f"emotify {label}"] = metrics(labels, model.predict_proba(crops))
+            rows[f"emotify {label} ({model.runtime})"] = metrics(labels, model.predict_proba(crops))
         if peer is not None:
             rows["fer peer"] = metrics(labels, peer.predict_proba(full))
         result["sets"][name] = {**counts, "seconds": time.perf_counter() - t0, "rows": rows}

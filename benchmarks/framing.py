@@ -108,8 +108,11 @@ def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> d
     return out
 
 
-def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0) -> dict:
-    """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops."""
+def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0, align: bool = True) -> dict:
+    """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops.
+
+    ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
+    """
     from emotify_ml.io.synthetic import synthetic_frames
     from emotify_ml.photo_evaluation import make_frame_step
 
@@ -119,7 +122,7 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
     out["crops"] = {"accuracy": float(np.mean(pred == labels))}
     for margin in margins:
-        step = make_frame_step(model, detect="always", margin=margin)
+        step = make_frame_step(model, detect="always", margin=margin, align=align)
         correct, found = 0, 0
         for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed)):
             result = step.score(frame, picture=False)
@@ -129,7 +132,9 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
                 correct += int(result.probabilities[big].argmax() == labels[k // frames_per_face])
         n = len(faces) * frames_per_face
         out["live"][str(margin)] = {"accuracy": correct / n, "face_found": found / n,
-                                    "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"])}
+                                    "accuracy_found": correct / max(found, 1), "align": align,
+                                    "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
+                                    "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
     return out
 
 
