@@ -66,3 +66,28 @@ def test_top_level_config_composes(name):
         from pipelines.score_batch import to_options
 
         assert to_options(cfg).check().input == "photos"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENT_NAMES)
+def test_experiment_model_round_trips_through_skops(experiment, tmp_path):
+    """Fitted on a slice of the bundled sample, every experiment's model saves and loads with only trusted types."""
+    import numpy as np
+
+    from emotify_ml.models import FittedModel, load_model, write_pyfunc
+    from pipelines._common import build
+
+    cfg = _compose("run", [f"experiment={experiment}"])
+    kind = "action" if experiment.startswith("action") else "emotion"
+    overrides = {"max_train": 120} if kind == "action" else {}
+    splits = build(OmegaConf.merge(cfg.data, overrides))
+    features = {k: build(v) for k, v in cfg.features.items()} if cfg.get("features") else None
+    pipeline = build(cfg.pipeline)(features=features, classifier=build(cfg.classifier))
+    small = {"epochs": 1, "n_estimators": 5, "max_iter": 20, "n_components": 20, "n_networks": 1}
+    pipeline.set_params(**{k: small[k.rsplit("__", 1)[-1]] for k in pipeline.get_params(deep=True)
+                           if k.rsplit("__", 1)[-1] in small})  # the same types, fitted in seconds
+    X, y = (splits.X_train, splits.y_train) if kind == "action" else (splits.images[:140], splits.labels[:140])
+    pipeline.fit(X, y)
+    folder = write_pyfunc(pipeline, kind=kind, path=tmp_path / "model")
+    loaded = load_model(folder, kind=kind, runtime="keras")
+    np.testing.assert_array_equal(loaded.predict_proba(X[:20]), FittedModel(pipeline, kind=kind).predict_proba(X[:20]))
