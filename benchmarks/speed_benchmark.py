@@ -49,15 +49,16 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 SHIPPED = REPO / "emotify_ml" / "models" / "shipped" / "emotion"
+SHARED_FER = REPO.parent / "shared" / "data" / "fer2013"
 
 
 def crops(root, limit):
     """PrivateTest crops and labels of ``root`` (default ../shared/data/fer2013, else the bundled sample)."""
     from emotify_ml.data.fer2013 import load_fer2013
     from emotify_ml.labels import TEST
-    from emotify_ml.runtime.export import default_data_root
+    from emotify_ml.paths import sample_data_dir
 
-    root = Path(root) if root else default_data_root()
+    root = Path(root) if root else (SHARED_FER if SHARED_FER.is_dir() else sample_data_dir())
     data = load_fer2013(root).split(TEST)
     n = len(data) if limit is None else min(limit, len(data))
     return data.images[:n], data.labels[:n], root
