@@ -99,6 +99,8 @@ def check_params(estimator, cfg: DictConfig) -> None:
             keys = [k for k in _config_keys(cfg) if name and k.rsplit(".", 1)[-1] == name.group(1)]
             where = " or ".join(f"{k}={OmegaConf.select(cfg, k)!r}" for k in keys) or type(est).__name__
             raise ConfigError(f"{where} is invalid: {exc}") from None
+        except Exception:  # noqa: BLE001 - a best-effort early check; the fit reports anything else
+            continue
 
 
 def _config_keys(cfg: DictConfig) -> list[str]:
