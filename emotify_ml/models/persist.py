@@ -37,16 +37,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "sklearn.utils._bunch.Bunch",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.MultinomialLogit",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.loss.HalfMultinomialLoss",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss._loss.CyHalfMultinomialLoss",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    # LightGBM (its Booster rebuilds from the model text, no code)
+    # LightGBM (its Booster is rebuilt from the model text, no code)
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     # Emotify's own estimators
@@ -62,7 +54,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "emotify_ml.actions.estimators.PoseAugmented",
 })
 """Fully qualified names of the types a model file may hold beyond skops' own trusted defaults
-(NumPy, SciPy, builtins and sklearn's public estimators). Anything else is refused."""
+(NumPy, SciPy, builtins and sklearn's public estimators). Anything else is refused. Exactly the
+types of the 13 experiments' models (``tests/test_configs.py``, marker ``slow``, checks each round trip);
+a new estimator class is added here by name."""
 
 LEGACY_MODULES = {"emotify_ml.actions.pipeline": ("emotify_ml.actions.estimators",)}
 """Modules of older Emotify versions whose classes moved, for :func:`load_legacy_estimator`."""
