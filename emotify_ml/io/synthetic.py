@@ -66,6 +66,25 @@ def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_
             yield frame
 
 
+def detectable_faces(faces, n: int, detector, *, min_score: float = 0.8, labels=None):
+    """The first ``n`` crops of ``faces`` that ``detector`` finds as exactly one face of at least ``min_score``.
+
+    Each crop is tried as :func:`synthetic_frames` shows it (200 px, no jitter or noise), so a clip made
+    of the chosen crops has a face the detector can see in every frame. Returns the crops, or
+    ``(crops, labels)`` when ``labels`` (one per crop) are given.
+    """
+    chosen, chosen_labels = [], []
+    for k, face in enumerate(faces):
+        if len(chosen) == n:
+            break
+        found = detector.detect(next(synthetic_frames([face], frames_per_face=1, noise=0, jitter=0)))
+        if len(found) == 1 and found.scores[0] >= min_score:
+            chosen.append(face)
+            if labels is not None:
+                chosen_labels.append(labels[k])
+    return chosen if labels is None else (chosen, np.asarray(chosen_labels))
+
+
 def write_video(path, frames, fps: float = 30.0) -> Path:
     """Write BGR frames to a video file (``.mp4``: mp4v codec, ``.avi``: MJPG) and return its path."""
     writer = VideoWriter(path, fps)

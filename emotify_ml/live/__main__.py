@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MLflow model URI (runs:/<id>/model, models:/<name>@<alias>) or local model folder; "
                     "default: models:/emotify-emotion@champion from the tracking store, else the shipped model")
     io.add_argument("--tracking-uri", default=None, help="MLflow tracking store to resolve --model in")
+    io.add_argument("--runtime", default=scoring.runtime, metavar="{auto,keras,compiled,compiled:<variant>}",
+                    help="auto: the model's compiled (TensorFlow-free) graph when it has one, else keras (default: %(default)s)")
     io.add_argument("--allow-remote-model", action="store_true",
                     help="allow --model or --tracking-uri to be remote (http(s)://, s3://, ...); refused by default. "
                     "Models are never unpickled, see the README's \"What loading a model trusts\"")
@@ -70,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--window", type=int, default=smoothing.window, help="frames averaged by --smoothing window (default: %(default)s)")
     sm.add_argument("--iou", type=finite_float, default=tracking.iou_threshold, help="least box overlap (IoU) to continue a track (default: %(default)s)")
     sm.add_argument("--max-missed", type=int, default=tracking.max_missed, help="frames a face may be missed before its track ends (default: %(default)s)")
+    sm.add_argument("--detect-every", type=int, default=stream.detect_every,
+                    help="run the face detector every N frames and score the tracked faces in between; a lost face "
+                    "is detected again on the next frame (default: %(default)s, every frame)")
 
     misc = p.add_argument_group("other")
     misc.add_argument("--actions", action="store_true", help="also predict each person's action (emotify_ml.actions)")
@@ -219,9 +224,9 @@ def _components(args):
     if args.margin < 0:
         raise ValueError(f"--margin must be >= 0; got {args.margin}")
     scoring = ScoringOptions(detector=DetectorOptions(args.detector, args.det_size or None, args.score_threshold),
-                             margin=args.margin, align=args.align).check()
+                             margin=args.margin, align=args.align, runtime=args.runtime).check()
     stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),
-                           TrackingOptions(args.iou, args.max_missed)).check()
+                           TrackingOptions(args.iou, args.max_missed), detect_every=args.detect_every).check()
     return scoring, stream, scoring.detector.make()
 
 
@@ -236,7 +241,8 @@ def _score(args, parts, say):
     source = jsonl = video = None
     try:
         source = open_source(args.source, width=args.width, height=args.height)
-        classifier = load_model(args.model, args.tracking_uri, say, allow_remote=args.allow_remote_model)
+        classifier = load_model(args.model, args.tracking_uri, say, allow_remote=args.allow_remote_model,
+                                runtime=scoring.runtime)
         predictor = load_actions(stream_options.smoothing) if args.actions else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         video = VideoWriter(args.output, fps=source.fps or 30.0) if args.output else None

@@ -74,6 +74,11 @@ class IoUTracker:
         """Ids of the tracks alive now."""
         return self._ids.tolist()
 
+    @property
+    def missed_ids(self) -> list[int]:
+        """Ids of the tracks alive now that no box of the last update matched (a face lost, for now)."""
+        return self._ids[self._missed > 0].tolist()
+
     def update(self, boxes) -> np.ndarray:
         """Assign a track id to each box of the new frame.
 

@@ -70,7 +70,7 @@ class FrameStep:
         runtime = options.runtime if options is not None else "auto"
         return cls(load_emotion_model(model, tracking_uri=tracking_uri, runtime=runtime), options=options)
 
-    def locate(self, frame: np.ndarray, *, picture: bool = True, timings: dict | None = None):
+    def locate(self, frame: np.ndarray, *, picture: bool = True, timings: dict | None = None, detections=None):
         """Find and crop the faces of a BGR frame, without classifying them.
 
         Parameters
@@ -81,6 +81,9 @@ class FrameStep:
             finds nothing is one whole-picture face. Video and camera frames (False) stay faceless.
         timings : dict, optional
             Receives ``detect`` and ``crop`` milliseconds.
+        detections : :class:`~emotify_ml.detection.Detections`, optional
+            Faces already known (a :class:`~emotify_ml.scoring.stream.Stream` carrying its tracks'
+            boxes between detections): cropped as they are, the detector is not run (``detect`` 0 ms).
 
         Returns
         -------
@@ -90,10 +93,10 @@ class FrameStep:
         timings = {} if timings is None else timings
         mode = self.options.detect
         n_classes = len(self.class_names)
-        if mode != "never":
+        if detections is not None or mode != "never":
             t = time.perf_counter()
-            found = self.detector.detect(frame)
-            timings["detect"] = _ms(t)
+            found = self.detector.detect(frame) if detections is None else detections
+            timings["detect"] = _ms(t) if detections is None else 0.0
             if len(found) or not (picture and mode == "auto"):
                 t = time.perf_counter()
                 eyes = found.eyes if self.options.align else None
@@ -126,10 +129,10 @@ class FrameStep:
         return proba
 
     def score(self, frame: np.ndarray, *, picture: bool = True, index: int = 0, timestamp: float = 0.0,
-              name: str | None = None) -> Faces:
-        """Detect, crop and classify the faces of one BGR frame (see :meth:`locate` for ``picture``)."""
+              name: str | None = None, detections=None) -> Faces:
+        """Detect, crop and classify the faces of one BGR frame (see :meth:`locate` for ``picture`` and ``detections``)."""
         timings: dict[str, float] = {}
-        faces, crops = self.locate(frame, picture=picture, timings=timings)
+        faces, crops = self.locate(frame, picture=picture, timings=timings, detections=detections)
         proba = self.classify(crops, timings)
         return faces.with_(probabilities=proba, index=index, timestamp=timestamp, name=name, timings=timings)
 

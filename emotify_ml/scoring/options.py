@@ -174,12 +174,27 @@ class TrackingOptions:
 
 @dataclass
 class StreamOptions:
-    """What the stream layer adds over frames: tracking and smoothing."""
+    """What the stream layer adds over frames: tracking, smoothing, and how often the detector runs.
+
+    Parameters
+    ----------
+    smoothing : SmoothingOptions
+    tracking : TrackingOptions
+    detect_every : int
+        Run the face detector on every ``detect_every``-th frame; in between, the faces of the
+        last detection are scored again at their tracked boxes. 1 (default): every frame. The
+        detector still runs on the very next frame whenever the last detection found no face or
+        lost a tracked one, so a face that leaves is dropped as with ``1``; a face that enters is
+        found up to ``detect_every - 1`` frames later.
+    """
 
     smoothing: SmoothingOptions = field(default_factory=SmoothingOptions)
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    detect_every: int = 1
 
     def check(self) -> "StreamOptions":
         self.smoothing.check()
         self.tracking.check()
+        if isinstance(self.detect_every, bool) or not isinstance(self.detect_every, int) or self.detect_every < 1:
+            raise ValueError(f"detect_every must be an int >= 1 (1: detect on every frame); got {self.detect_every!r}")
         return self

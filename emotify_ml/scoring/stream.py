@@ -50,6 +50,8 @@ class Stream:
         self.tracker = self.options.tracking.make()
         self.smoother = self.options.smoothing.make()
         self.flicker = FlickerMeter()
+        self._carry = None  # the last detection's faces, scored again until the next one (detect_every > 1)
+        self._since_detect = 0
 
     @property
     def class_names(self) -> tuple:
@@ -63,6 +65,7 @@ class Stream:
         """Forget every track and its smoothing (the next frame is unrelated to the last); the flicker counts stay."""
         self.tracker.reset()
         self.smoother.reset()
+        self._carry, self._since_detect = None, 0
         reset = getattr(self.actions, "reset", None)
         if reset is not None:
             reset()
@@ -83,12 +86,14 @@ class Stream:
         picture : bool
             Passed to :meth:`FrameStep.locate` (a faceless still picture is one face under ``detect="auto"``).
         """
-        faces = self.step.score(frame, picture=picture, index=index, timestamp=timestamp, name=name)
+        carry = None if independent else self._carried()
+        faces = self.step.score(frame, picture=picture, index=index, timestamp=timestamp, name=name, detections=carry)
         timings = faces.timings
         t = time.perf_counter()
         if independent:
             self.reset()
         ids = np.asarray(self.tracker.update(faces.boxes), np.int64)
+        self._remember(faces, carried=carry is not None)
         dropped = self.tracker.dropped
         self.smoother.forget(dropped)
         self.flicker.forget(dropped)
@@ -115,6 +120,26 @@ class Stream:
             for stage, ms in (getattr(self.actions, "last_timings", None) or {}).items():
                 timings[f"actions.{stage}"] = float(ms)
         return faces
+
+    def _carried(self):
+        """The faces to score again without detecting (``detect_every`` > 1), or None: run the detector."""
+        if self._carry is None or self._since_detect + 1 >= self.options.detect_every:
+            return None
+        return self._carry
+
+    def _remember(self, faces: Faces, *, carried: bool) -> None:
+        """After tracking: keep this detection's faces to carry, unless it found none, lost a track or was a picture."""
+        if carried:
+            self._since_detect += 1
+            return
+        self._since_detect = 0
+        self._carry = None
+        if (self.options.detect_every > 1 and len(faces) and not self.tracker.missed_ids and not self.tracker.dropped
+                and all(source == "detector" for source in faces.sources)):
+            from emotify_ml.detection import Detections
+
+            self._carry = Detections(faces.boxes.astype(np.float32), faces.scores.astype(np.float32),
+                                     None if faces.landmarks is None else faces.landmarks.astype(np.float32))
 
 
 def _ms(start: float) -> float:
