@@ -48,6 +48,7 @@ def test_pyfunc_contract_grey_bgr_any_size(fitted, faces, saved):
     ragged = np.empty(2, dtype=object)
     ragged[0], ragged[1] = X[0], big[1]
     assert model.predict(ragged).shape == (2, 8)  # crops of different sizes, as a 1-D object array
+    assert model.predict([X[0], big[1]]).shape == (2, 8)  # or a list, as the library call takes it
     local = load_emotion_model(saved)
     np.testing.assert_allclose(local.predict_proba(X), out[list(EMOTIONS)].to_numpy())
     np.testing.assert_allclose(local.predict_proba(X), fitted.predict_proba(X))  # the skops round trip

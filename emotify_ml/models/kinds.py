@@ -57,13 +57,13 @@ class Kind:
     def signature(self):
         """The MLflow signature of this kind's pyfunc model."""
         from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema, TensorSpec
+        from mlflow.types import ColSpec, Schema
 
         outputs = Schema([*(ColSpec("double", name) for name in self.class_names), ColSpec("string", "label")])
         if self.name == "emotion":
-            # a 1-D batch of arrays: MLflow enforces a fixed rank, and (N, H, W) grey and (N, H, W, 3) BGR
-            # batches are both accepted; the model itself validates shape and dtype
-            return ModelSignature(inputs=Schema([TensorSpec(np.dtype(object), (-1,))]), outputs=outputs)
+            # no input schema: MLflow would refuse a list of crops (and enforce one rank), where the model takes
+            # (N, H, W) grey or (N, H, W, 3) BGR batches and lists of crops of any size, and checks them itself
+            return ModelSignature(inputs=None, outputs=outputs)
         return ModelSignature(inputs=Schema([ColSpec("double", c) for c in ACTION_INPUT_COLUMNS]), outputs=outputs)
 
     def example(self, X):
