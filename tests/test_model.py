@@ -104,15 +104,17 @@ def test_remote_tracking_store_is_refused(tmp_path):
         load_emotion_model("models:/emotify-emotion@champion", tracking_uri="http://example.invalid:5000")
 
 
-def test_allowed_s3_without_boto_is_one_clear_error(monkeypatch):
-    """``s3://`` with allow_remote and no botocore: a ModelNotFoundError, never ModuleNotFoundError."""
+@pytest.mark.parametrize("error", [ModuleNotFoundError("No module named 'botocore'"),
+                                   type("NoCredentialsError", (Exception,), {})("Unable to locate credentials")])
+def test_allowed_s3_failing_is_one_clear_error(error, monkeypatch):
+    """``s3://`` with allow_remote and no botocore or no credentials: a ModelNotFoundError naming the cause."""
     import mlflow.artifacts
 
-    def missing(**kwargs):
-        raise ModuleNotFoundError("No module named 'botocore'")
+    def fail(**kwargs):
+        raise error
 
-    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", missing)
-    with pytest.raises(ModelNotFoundError, match="botocore"):
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", fail)
+    with pytest.raises(ModelNotFoundError, match=r"cannot download model 's3://bucket/models/m': .*(botocore|credentials)"):
         load_emotion_model("s3://bucket/models/m", allow_remote=True)
 
 

@@ -92,10 +92,10 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
         The URI does not resolve to a model folder, or (``uri=None``) there is neither a
         champion nor a shipped model.
     """
-    import mlflow
-
     spec = get_kind(kind)
     if tracking_uri:
+        import mlflow  # imported only where a store is used: a local folder needs none (start-up time)
+
         if is_remote(tracking_uri) and not allow_remote:
             _refuse_remote("tracking store", tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
@@ -113,6 +113,8 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
     if local.exists():
         return _checked(ResolvedModel(uri, str(local.resolve())))
     if uri.startswith(("models:/", "runs:/")):
+        import mlflow
+
         store = mlflow.get_tracking_uri()
         if is_remote(store) and not allow_remote:
             _refuse_remote("tracking store", store)
@@ -169,8 +171,9 @@ def _download(uri: str, version, name) -> ResolvedModel:
     except ImportError as exc:  # e.g. s3:// without boto3: say what is missing, in one line
         raise ModelNotFoundError(f"cannot download model {uri!r}: {exc} (install the client library of that "
                                  "storage, or download the folder yourself and pass it)") from None
-    except OSError as exc:
-        raise ModelNotFoundError(f"cannot download model {uri!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - storage clients raise their own types (botocore's NoCredentialsError, ...)
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise ModelNotFoundError(f"cannot download model {uri!r}: {type(exc).__name__}: {message}") from None
     return _checked(ResolvedModel(uri, str(local_dir), version, name))
 
 
