@@ -9,9 +9,10 @@ both in one place is what guarantees that live and batch see identical inputs.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from emotify_ml.exceptions import InputError
 
@@ -220,33 +221,52 @@ def crop_faces(frame: np.ndarray, boxes, margin: float = DEFAULT_MARGIN, size: i
     return np.stack([to_grey_square(crop_face(frame, b, margin, e), size) for b, e in zip(boxes, pairs)])
 
 
-class FacePreprocessor(TransformerMixin, BaseEstimator):
-    """First step of every emotion Pipeline: any crops in, (N, size, size) grey uint8 out.
+def __getattr__(name):
+    if name == "FacePreprocessor":
+        return _face_preprocessor_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Parameters
-    ----------
-    size : int, default=48
-        Side of the output square.
+
+@functools.cache
+def _face_preprocessor_class():
+    """:class:`FacePreprocessor`, defined on first use.
+
+    It subclasses sklearn's ``BaseEstimator``; importing sklearn costs about a CPU-second, which
+    cropping faces and scoring with a compiled model (live start-up) do not need. The class keeps
+    this module's name, so pickles and skops files name ``emotify_ml.features.preprocessing.FacePreprocessor``.
     """
+    from sklearn.base import BaseEstimator, TransformerMixin
 
-    def __init__(self, *, size: int = FACE_SIZE):
-        self.size = size
+    class FacePreprocessor(TransformerMixin, BaseEstimator):
+        """First step of every emotion Pipeline: any crops in, (N, size, size) grey uint8 out.
 
-    def fit(self, X, y=None):
-        if not isinstance(self.size, (int, np.integer)) or self.size < 8:
-            raise ValueError(f"size must be an int >= 8; got {self.size!r}")
-        self.n_features_in_ = self.size * self.size
-        return self
+        Parameters
+        ----------
+        size : int, default=48
+            Side of the output square.
+        """
 
-    def transform(self, X):
-        from sklearn.utils.validation import check_is_fitted
+        def __init__(self, *, size: int = FACE_SIZE):
+            self.size = size
 
-        check_is_fitted(self, "n_features_in_")
-        return to_model_input(X, self.size)
+        def fit(self, X, y=None):
+            if not isinstance(self.size, (int, np.integer)) or self.size < 8:
+                raise ValueError(f"size must be an int >= 8; got {self.size!r}")
+            self.n_features_in_ = self.size * self.size
+            return self
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = True
-        return tags
+        def transform(self, X):
+            from sklearn.utils.validation import check_is_fitted
+
+            check_is_fitted(self, "n_features_in_")
+            return to_model_input(X, self.size)
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.two_d_array = False
+            tags.input_tags.three_d_array = True
+            tags.requires_fit = True
+            return tags
+
+    FacePreprocessor.__module__, FacePreprocessor.__qualname__ = __name__, "FacePreprocessor"
+    return FacePreprocessor

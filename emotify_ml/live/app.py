@@ -198,6 +198,13 @@ def run_live(source, stream, *, display: Display | None = None, video=None, json
     return summary
 
 
+def _store() -> str:
+    """MLflow's tracking store, for messages (mlflow is imported only when a message names it: start-up time)."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
 def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = False, runtime: str = "auto"):
     """Load the emotion model for live scoring and say which one is used.
 
@@ -221,17 +228,14 @@ def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = F
         Nothing loadable, a model of another kind, or one refused (remote, pickled); the message
         says what to pass instead.
     """
-    import mlflow
-
     from emotify_ml.models import KINDS, load_emotion_model
 
     model = load_emotion_model(uri, tracking_uri=tracking_uri, allow_remote=allow_remote, runtime=runtime)
-    store = mlflow.get_tracking_uri()
     source = str(model.source)
     if source == str(KINDS["emotion"].shipped_dir):
-        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {store}")
+        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {_store()}")
     elif source.startswith("models:"):
-        say(f"model: {source} (tracking store {store})")
+        say(f"model: {source} (tracking store {_store()})")
     else:
         say(f"model: {source}")
     return model
