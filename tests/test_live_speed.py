@@ -107,3 +107,36 @@ def test_the_cli_refuses_bad_speed_options_before_opening_anything(argv, match, 
         main(["--source", "nowhere.mp4", *argv])  # the source does not exist: not looked at yet
     assert info.value.code == EXIT_USAGE
     assert match in capsys.readouterr().err
+
+
+def test_pose_every_k_reuses_the_last_people_and_their_action_probabilities():
+    from emotify_ml.actions.live import ActionPredictor
+    from emotify_ml.data.mpii import load_mpii, sample_mpii_path
+
+    from .test_actions_live import FakePose
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def __call__(self, *args):
+            self.calls += 1
+            return self.inner(*args)
+
+    class Actions:
+        calls = 0
+
+        def predict_proba(self, poses):
+            Actions.calls += 1
+            return np.full((len(poses), 20), 1 / 20)
+
+    pose = Counting(FakePose(load_mpii(sample_mpii_path()).joints[0]))
+    predictor = ActionPredictor(pose, Actions(), np.full((7, 20), 1 / 20), pose_every=3)
+    frame, face = np.zeros((480, 640, 3), np.uint8), np.array([[290, 70, 60, 60]])
+    out = [predictor.predict(frame, face, np.eye(7)[[3]], track_ids=[1]) for _ in range(7)]
+    assert pose.calls == Actions.calls == 3 and all(o[0]["person_box"] == [200.0, 50.0, 240.0, 420.0] for o in out)
+    predictor.reset()
+    predictor.predict(frame, face, np.eye(7)[[3]])
+    assert pose.calls == 4
+    with pytest.raises(ValueError, match="pose_every must be an int >= 1"):
+        ActionPredictor(pose, Actions(), None, pose_every=0)

@@ -47,6 +47,10 @@ class ActionPredictor:
     smoothing : ProbabilitySmoother, optional
         Smooths each track's fused probabilities across frames when ``predict`` gets
         ``track_ids``; default: :class:`~emotify_ml.scoring.options.SmoothingOptions` (as the emotions). ``method="none"`` turns it off.
+    pose_every : int, default 1
+        Run the pose estimator and the action model on every ``pose_every``-th frame with faces;
+        in between, the last frame's people and their action probabilities are fused with the
+        current emotions (a person who enters is found up to ``pose_every - 1`` frames later).
 
     Attributes
     ----------
@@ -55,7 +59,11 @@ class ActionPredictor:
     """
 
     def __init__(self, pose_estimator, action_model, prior, *, emotion_weight: float = 1.0,
-                 min_confidence: float = 0.3, top_k: int = 3, smoothing: ProbabilitySmoother | None = None):
+                 min_confidence: float = 0.3, top_k: int = 3, smoothing: ProbabilitySmoother | None = None,
+                 pose_every: int = 1):
+        if isinstance(pose_every, bool) or not isinstance(pose_every, int) or pose_every < 1:
+            raise ValueError(f"pose_every must be an int >= 1; got {pose_every!r}")
+        self.pose_every = pose_every
         self.pose_estimator = pose_estimator
         self.action_model = action_model
         self.prior = prior
@@ -64,9 +72,11 @@ class ActionPredictor:
         self.top_k = top_k
         self.smoothing = smoothing if smoothing is not None else ProbabilitySmoother()
         self.last_timings: dict[str, float] = {}
+        self._people, self._person_proba, self._since_pose = None, {}, 0
 
     def reset(self) -> None:
         """Forget the tracked people (the next frame is unrelated to the last, e.g. another image)."""
+        self._people, self._person_proba, self._since_pose = None, {}, 0
         reset = getattr(self.pose_estimator, "reset", None)
         if reset is not None:
             reset()
@@ -98,14 +108,17 @@ class ActionPredictor:
             if len(emotion_proba) != len(boxes):
                 raise InputError(f"emotion_proba has {len(emotion_proba)} rows for {len(boxes)} face boxes")
         t0 = time.perf_counter()
-        people = self.pose_estimator(frame_bgr) if len(boxes) else []
+        people = self._people_of(frame_bgr) if len(boxes) else []
         t1 = time.perf_counter()
         results: list = [None] * len(boxes)
         owner = assign_faces(boxes, people)
         matched = [i for i in range(len(boxes)) if owner[i] >= 0]
         if matched:
-            poses = np.stack([people[owner[i]].joints for i in matched])
-            proba = self.action_model.predict_proba(poses)
+            new = sorted({int(owner[i]) for i in matched} - set(self._person_proba))
+            if new:  # the action model runs once per person per pose estimate
+                for j, row in zip(new, self.action_model.predict_proba(np.stack([people[j].joints for j in new]))):
+                    self._person_proba[j] = row
+            proba = np.stack([self._person_proba[int(owner[i])] for i in matched])
             emo = emotion_proba[matched] if emotion_proba is not None else None
             fused = fuse(proba, emo, self.prior, self.emotion_weight)
             if track_ids is not None:
@@ -117,6 +130,14 @@ class ActionPredictor:
             self.smoothing.forget([int(track_ids[i]) for i in range(len(boxes)) if owner[i] < 0])
         self.last_timings = {"pose": 1000 * (t1 - t0), "action": 1000 * (time.perf_counter() - t1)}
         return results
+
+    def _people_of(self, frame_bgr) -> list:
+        """This frame's people: a new pose estimate every ``pose_every`` frames, else the last one."""
+        if self._people is None or self._since_pose + 1 >= self.pose_every:
+            self._people, self._person_proba, self._since_pose = self.pose_estimator(frame_bgr), {}, 0
+        else:
+            self._since_pose += 1
+        return self._people
 
 
 def assign_faces(face_boxes, people) -> np.ndarray:
@@ -149,7 +170,7 @@ def assign_faces(face_boxes, people) -> np.ndarray:
 
 
 def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confidence: float = 0.3,
-                          smoothing: ProbabilitySmoother | None = None) -> ActionPredictor:
+                          smoothing: ProbabilitySmoother | None = None, pose_every: int = 1) -> ActionPredictor:
     """The live action predictor: vendored BlazePose, the action model and the emotion prior.
 
     Parameters
@@ -165,6 +186,8 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     smoothing : ProbabilitySmoother, optional
         Smooths each tracked person's actions (the live app passes one with its ``--smoothing``
         settings); default: see :class:`ActionPredictor`.
+    pose_every : int
+        Pose estimate every this many frames (see :class:`ActionPredictor`).
     """
     from emotify_ml.actions.blazepose import BlazePose
     from emotify_ml.actions.fusion import load_action_prior
@@ -174,4 +197,5 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     model = load_action_model(model_uri)
     set_n_jobs(model.estimator, 1)  # one pose per frame: one thread is faster
     return ActionPredictor(BlazePose(), model, load_action_prior(),
-                           emotion_weight=emotion_weight, min_confidence=min_confidence, smoothing=smoothing)
+                           emotion_weight=emotion_weight, min_confidence=min_confidence, smoothing=smoothing,
+                           pose_every=pose_every)
