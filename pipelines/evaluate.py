@@ -43,6 +43,8 @@ def model_identity(model) -> dict[str, str]:
             name, _, version = registered.partition("/")
         if record.get("run_id"):
             source += f" (from run {record['run_id']})"
+    if not name and source.startswith("runs:/"):  # an unregistered run's model: named by its run
+        name = "run-" + source[len("runs:/"):].split("/")[0][:12]
     return {"model.uri": str(model.source), "model.name": name or Path(str(model.source)).name,
             "model.version": version, "model.source": source, "model.runtime": str(model.runtime)}
 
