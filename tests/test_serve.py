@@ -514,7 +514,7 @@ def test_cli_prints_the_model_and_guards_loopback(monkeypatch, capsys):
     import emotify_ml.serve.engine as engine_module
 
     served = {}
-    monkeypatch.setattr(engine_module, "load_engine", lambda uri, tracking_uri=None: make_engine())
+    monkeypatch.setattr(engine_module, "load_engine", lambda uri, **kwargs: make_engine())
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: served.update(
         app=self.config.app, port=sockets[0].getsockname()[1]))
     monkeypatch.setenv("EMOTIFY_TOKEN", "from-env")
@@ -533,7 +533,7 @@ def test_cli_warns_when_binding_beyond_localhost(monkeypatch, capsys):
 
     import emotify_ml.serve.engine as engine_module
 
-    monkeypatch.setattr(engine_module, "load_engine", lambda uri, tracking_uri=None: make_engine())
+    monkeypatch.setattr(engine_module, "load_engine", lambda uri, **kwargs: make_engine())
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: None)
     monkeypatch.delenv("EMOTIFY_TOKEN", raising=False)
     assert main(["--host", "0.0.0.0", "--port", "0"]) == 0
@@ -578,3 +578,11 @@ def test_cli_serves_the_shipped_model(tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_cli_remote_model_is_refused_exit_3(capsys):
+    from emotify_ml.serve.__main__ import EXIT_MODEL
+
+    assert main(["--model", "https://example.invalid/mlflow-artifacts/m", "--port", "0"]) == EXIT_MODEL
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert "refusing to load a model from the remote location" in line and "--allow-remote-model" in line

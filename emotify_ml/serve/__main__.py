@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MLflow model URI or model folder (default: models:/emotify-emotion@champion from the "
                    "tracking store, else the shipped model)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking store to resolve --model in")
+    p.add_argument("--allow-remote-model", action="store_true",
+                   help="allow --model or --tracking-uri to be remote (http(s)://, s3://, ...); refused by default")
     p.add_argument("--token", default=None,
                    help=f"bearer token every route but /healthz requires (default: ${TOKEN_ENV}, else none)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
@@ -136,13 +138,13 @@ def main(argv=None) -> int:
 
 
 def _serve(args, sock, loopback, say) -> int:
-    from emotify_ml.exceptions import EmotifyError, ModelNotFoundError
+    from emotify_ml.exceptions import EmotifyError, ModelError
     from emotify_ml.serve.app import LOOPBACK_HOSTS, ServeSettings, create_app
     from emotify_ml.serve.engine import load_engine
 
     try:
-        engine = load_engine(args.model, tracking_uri=args.tracking_uri)
-    except ModelNotFoundError as exc:
+        engine = load_engine(args.model, tracking_uri=args.tracking_uri, allow_remote=args.allow_remote_model)
+    except ModelError as exc:  # not found, of the wrong kind, or refused (remote, pickled)
         return _fail(str(exc), EXIT_MODEL)
     except EmotifyError as exc:
         return _fail(str(exc), EXIT_ERROR)

@@ -286,19 +286,22 @@ def _runtime(model) -> str:
     return "keras" if "CNN" in names or "Backbone" in names else "sklearn"
 
 
-def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None) -> Engine:
+def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None, allow_remote: bool = False) -> Engine:
     """Load the model (``model_uri``; default the champion, else the shipped model) into an :class:`Engine`.
+
+    ``allow_remote`` allows a remote ``model_uri`` or tracking store (``--allow-remote-model``).
 
     Raises
     ------
-    ModelNotFoundError
-        No model at ``model_uri``, or neither a champion nor a shipped model.
+    ModelError
+        No model at ``model_uri``, neither a champion nor a shipped model, a model of another
+        kind, or one refused (remote without ``allow_remote``, a pickle).
     """
     from emotify_ml.paths import PACKAGE_DIR
 
     from emotify_ml.models.loading import load_emotion_model
 
-    model = load_emotion_model(model_uri, tracking_uri=tracking_uri)
+    model = load_emotion_model(model_uri, tracking_uri=tracking_uri, allow_remote=allow_remote)
     uri = str(getattr(model, "source", "") or "")
     shipped = PACKAGE_DIR / "models" / "shipped" / "emotion"
     if model_uri is not None:
