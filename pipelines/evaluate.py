@@ -53,7 +53,7 @@ def evaluate_photos(cfg: DictConfig) -> dict:
     """Execute one composed config; returns the report (metrics, no-face photos, output folder)."""
     import mlflow
 
-    from emotify_ml.evaluation import confusion_matrix_figure, scalar_metrics
+    from emotify_ml.evaluation import confusion_matrix_figure
     from emotify_ml.features.preprocessing import DEFAULT_MARGIN
     from emotify_ml.labels import EMOTIONS
     from emotify_ml.mlflow_runs import tracked_run
@@ -83,9 +83,8 @@ def evaluate_photos(cfg: DictConfig) -> dict:
         log.info("scoring %d photos of %s with %s", len(photos), photos.name, identity["model.uri"])
         scores = score_photos(photos, model, progress=config["progress"], **scoring)
         report = photo_report(scores)
-        mlflow.log_metrics(scalar_metrics({k: v for k, v in report.items() if k != "no_face"}, prefix.rstrip("_"))
-                           if prefix else {k: float(v) for k, v in report.items() if k != "no_face" and
-                                           isinstance(v, (int, float))})
+        mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in report.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
         out = Path(config["out_dir"]) / run.info.run_id
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps({"model": identity, "dataset": dataset, "scoring": scoring,
