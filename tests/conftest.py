@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,26 @@ def copied_store_uri(tmp_path, empty_mlflow_store):
 
     shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def hydra_main(monkeypatch):
+    """Run ``python -m <module> <overrides>`` in-process: ``hydra_main("pipelines.compare", "metric=...")``.
+
+    Hydra finds experiments/ as with ``python -m``; the root logger's handlers Hydra installs
+    (writing to this test's captured stdout) are removed afterwards."""
+    import importlib
+    import logging
+
+    def main(module: str, *overrides):
+        monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")
+        monkeypatch.setattr(sys, "argv", [module, *overrides])
+        root = logging.getLogger()
+        monkeypatch.setattr(root, "handlers", list(root.handlers))
+        monkeypatch.setattr(root, "level", root.level)
+        return importlib.import_module(module).main()
+
+    return main
 
 
 @pytest.fixture(scope="session")

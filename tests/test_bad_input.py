@@ -159,20 +159,11 @@ def test_an_unknown_experiment_fails_with_the_list_and_logs_no_run(tmp_path):
     assert not store.exists()  # nothing trained, no run logged under that name
 
 
-def test_promote_an_unknown_run_id_is_one_line(copied_store_uri, monkeypatch, capsys):
+def test_promote_an_unknown_run_id_is_one_line(copied_store_uri, hydra_main, capsys):
     with pytest.raises(SystemExit) as info:
-        hydra_main("pipelines.promote", f"tracking.uri={copied_store_uri}", "run_id=deadbeef", monkeypatch=monkeypatch)
+        hydra_main("pipelines.promote", f"tracking.uri={copied_store_uri}", "run_id=deadbeef")
     assert info.value.code == 2
     assert one_error_line(capsys.readouterr().err).startswith("error: run_id 'deadbeef' is not a run of the tracking")
-
-
-def hydra_main(module: str, *overrides, monkeypatch):
-    """``python -m <module> <overrides>``, in-process (Hydra finds experiments/ as with ``python -m``)."""
-    import importlib
-
-    monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")
-    monkeypatch.setattr(sys, "argv", [module, *overrides])
-    return importlib.import_module(module).main()
 
 
 @pytest.mark.parametrize("module, overrides, message", [
@@ -181,10 +172,9 @@ def hydra_main(module: str, *overrides, monkeypatch):
     ("pipelines.score_batch", ["output={tmp}/out"], "error: input is required"),
 ])
 def test_ship_model_without_a_champion_and_score_batch_without_input_are_one_line(module, overrides, message, tmp_path,
-                                                                                 copied_store_uri, monkeypatch, capsys):
+                                                                                 copied_store_uri, hydra_main, capsys):
     with pytest.raises(SystemExit) as info:
-        hydra_main(module, f"tracking.uri={copied_store_uri}", *(o.format(tmp=tmp_path) for o in overrides),
-                   monkeypatch=monkeypatch)
+        hydra_main(module, f"tracking.uri={copied_store_uri}", *(o.format(tmp=tmp_path) for o in overrides))
     assert info.value.code == 2
     assert one_error_line(capsys.readouterr().err).startswith(message)
     assert not (tmp_path / "shipped").exists()

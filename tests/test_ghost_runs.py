@@ -64,7 +64,7 @@ def test_sigterm_ends_the_run_killed_with_exit_code_130(tracking_uri, tmp_path):
     assert {"config.json", "environment"} <= {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.info.run_id)}
 
 
-def test_a_killed_sweep_is_failed_by_the_next_command_and_never_listed_running(tracking_uri, tmp_path, monkeypatch,
+def test_a_killed_sweep_is_failed_by_the_next_command_and_never_listed_running(tracking_uri, tmp_path, hydra_main,
                                                                                capsys):
     """kill -9 of a 2-job sweep leaves its parent and first child RUNNING; the next compare ends both FAILED."""
     proc = start("pipelines.run", "-m", "experiment=svm_hog", "classifier.C=0.1,1", f"tracking.uri={tracking_uri}",
@@ -78,12 +78,8 @@ def test_a_killed_sweep_is_failed_by_the_next_command_and_never_listed_running(t
     assert len(ghosts) == 2 and all(r.info.status == "RUNNING" and is_ghost(r) for r in ghosts)
     assert {r.data.tags[PID_TAG] for r in ghosts} == {str(proc.pid)} and all(r.data.tags[HOST_TAG] for r in ghosts)
 
-    from pipelines.compare import main
-
-    monkeypatch.setenv("HYDRA_MAIN_MODULE", "__main__")  # find experiments/ as `python -m` does
-    monkeypatch.setattr(sys, "argv", ["compare", f"tracking.uri={tracking_uri}", "tracking.experiment=ghosts",
-                                      f"out_dir={tmp_path}/compare"])
-    main()
+    hydra_main("pipelines.compare", f"tracking.uri={tracking_uri}", "tracking.experiment=ghosts",
+               f"out_dir={tmp_path}/compare")
     table = capsys.readouterr().out.split("status", 1)[1]
     assert "RUNNING" not in table and "FAILED" in table
     assert {(r.info.status, r.data.tags["error_type"]) for r in client.search_runs([exp_id])} == {("FAILED", "ProcessGone")}
