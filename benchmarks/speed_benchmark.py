@@ -18,7 +18,8 @@ Then, each in a fresh process (wall seconds and peak resident memory):
 
 * start-up: ``python -m emotify_ml.live --source <one photo> --no-display --jsonl ...`` (command to
   exit after the first and only scored frame), keras (a copy of the model without its compiled
-  folder) and compiled (the shipped model);
+  folder), compiled (the shipped model, named, and the default model), and, with
+  ``--startup-before``, the compiled model run by an older checkout;
 * ``python -m pipelines.score_batch detect=never`` on the FER-2013 test folder (``--score-batch``).
 
 Usage::
@@ -118,13 +119,13 @@ def model_rows(faces, labels, *, batch, singles, rounds) -> list[dict]:
     return rows
 
 
-def run_measured(cmd, env=None) -> dict:
+def run_measured(cmd, env=None, cwd=REPO) -> dict:
     """Wall and CPU (user + system) seconds, peak RSS (MiB) and exit code of a command in a fresh process."""
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode; "
                "s = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
                "print(s, u.ru_utime + u.ru_stime, u.ru_maxrss, rc)")
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, cwd=cwd,
                          env={**os.environ, **(env or {})}, timeout=1800)
     seconds, cpu, rss_kib, rc = out.stdout.split()[-4:]
     return {"seconds": float(seconds), "cpu_seconds": float(cpu), "peak_rss_mib": int(rss_kib) / 1024,
@@ -138,18 +139,24 @@ def keras_copy(workdir: Path) -> Path:
     return dest
 
 
-def startup_rows(workdir: Path) -> list[dict]:
+def startup_rows(workdir: Path, before: Path | None = None) -> list[dict]:
+    """Live on one photo, each in a fresh process: keras, compiled (this checkout, and ``before``, an older one)."""
     import cv2
     import skimage.data
 
     photo = workdir / "astronaut.jpg"
     cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    cases = [("keras", keras_copy(workdir), REPO, None), ("compiled int8", SHIPPED, REPO, None),
+             ("compiled int8, default model (looks for a champion first)", None, REPO, None)]
+    if before is not None:
+        commit = (before / "COMMIT").read_text().strip() if (before / "COMMIT").is_file() else str(before)
+        cases.append((f"compiled int8, before the start-up work ({commit})", SHIPPED, before, {"PYTHONPATH": str(before)}))
     rows = []
-    for name, model in (("keras", keras_copy(workdir)), ("compiled int8", SHIPPED)):
-        cmd = [sys.executable, "-m", "emotify_ml.live", "--source", str(photo), "--no-display", "--model", str(model),
-               "--jsonl", str(workdir / f"{name.split()[0]}.jsonl")]
-        run_measured(cmd)  # warm the file cache
-        result = run_measured(cmd)
+    for name, model, cwd, env in cases:
+        cmd = [sys.executable, "-m", "emotify_ml.live", "--source", str(photo), "--no-display",
+               "--jsonl", str(workdir / "startup.jsonl")] + (["--model", str(model)] if model else [])
+        run_measured(cmd, env, cwd)  # warm the file cache
+        result = run_measured(cmd, env, cwd)
         rows.append({"command": "python -m emotify_ml.live <photo> --no-display", "runtime": name, **result})
         print(f"  live start-up, {name}: {result['seconds']:.2f} s ({result['cpu_seconds']:.2f} CPU s), "
               f"{result['peak_rss_mib']:.0f} MiB", flush=True)
@@ -207,6 +214,9 @@ def main(argv=None) -> int:
     parser.add_argument("--singles", type=int, default=300, help="crops scored one at a time")
     parser.add_argument("--rounds", type=int, default=3, help="turns each model takes; its best round is kept")
     parser.add_argument("--no-startup", dest="startup", action="store_false", help="skip the live start-up runs")
+    parser.add_argument("--startup-before", default=None,
+                        help="an older checkout (e.g. `git archive <commit> | tar -x -C dir`, its commit in dir/COMMIT) "
+                        "whose live start-up is measured too, with the same model")
     parser.add_argument("--score-batch", action=argparse.BooleanOptionalAction, default=True,
                         help="time pipelines.score_batch detect=never on the test folder (default: on with the full data)")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "speed.json"))
@@ -225,7 +235,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if args.startup:
-            result["startup"] = startup_rows(workdir)
+            result["startup"] = startup_rows(workdir, Path(args.startup_before) if args.startup_before else None)
         if args.score_batch and (root / "test").is_dir() and args.limit is None:
             result["score_batch"] = score_batch_rows(workdir, root)
     print(table(result["crops"]))
