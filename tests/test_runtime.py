@@ -221,10 +221,16 @@ def test_shipped_compiled_parity_on_the_bundled_sample(sample_data):
     from emotify_ml.runtime.export import load_pipeline
 
     reference = full_proba(load_pipeline(SHIPPED), sample_data.images, 7)
+    shipped = read_manifest(SHIPPED)["variants"]
     for variant, agreement, points in (("float32", 0.995, 0.3), ("int8", 0.985, 0.7)):
+        if variant not in shipped:
+            continue
         got = load_compiled(SHIPPED, variant).predict_proba(sample_data.images)
         assert np.mean(got.argmax(1) == reference.argmax(1)) >= agreement, variant
         accuracy = [np.mean(p.argmax(1) == sample_data.labels) for p in (reference, got)]
         assert abs(accuracy[1] - accuracy[0]) * 100 <= points, (variant, accuracy)
     manifest = json.loads((compiled_dir(SHIPPED) / "manifest.json").read_text())
     assert manifest["parity"]["int8"]["sample_all"]["label_agreement"] >= 0.985
+    full = manifest["parity"]["int8"].get("fer2013_PrivateTest")
+    if full:  # measured at export on the full PrivateTest: within the bounds
+        assert full["label_agreement"] >= 0.985 and abs(full["accuracy_delta_points"]) <= 0.7
