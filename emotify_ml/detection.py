@@ -33,6 +33,10 @@ YUNET_MODEL = PACKAGE_DIR / "assets" / "yunet" / "face_detection_yunet_2026may.o
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 """The frontal-face cascade shipped with OpenCV (``cv2.data.haarcascades``)."""
 
+YUNET_MIN_SIDE = 160
+"""Frames whose longest side is smaller are enlarged to it before YuNet looks: on 31-46 px photos of whole faces
+(muxspace_dev) it then finds every face, where at their own size it found none or, from run to run, some."""
+
 DETECTORS = DETECTOR_KINDS
 """Detector kinds accepted by :func:`make_detector`."""
 
@@ -151,6 +155,11 @@ class YuNetDetector:
         elif frame.shape[2] == 4:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
         small, scale = _shrink(frame, self.det_size)
+        if max(small.shape[:2]) < YUNET_MIN_SIDE:  # a thumbnail: YuNet finds faces that fill it only when enlarged
+            up = YUNET_MIN_SIDE / max(small.shape[:2])
+            small = cv2.resize(small, (max(1, round(small.shape[1] * up)), max(1, round(small.shape[0] * up))),
+                               interpolation=cv2.INTER_LINEAR)
+            scale *= up
         size = (small.shape[1], small.shape[0])
         if size != self._input_size:
             self._net.setInputSize(size)

@@ -149,3 +149,16 @@ def test_boxes_off_the_frame_are_dropped():
 
     boxes = np.array([[46.5, 19.5, 7.8, 28.1], [0, 0, 10, 10], [-8, -8, 10, 10], [25, 30, 10, 12], [5, 5, 0, 9]])
     assert _overlaps_frame(boxes, 31, 40).tolist() == [False, True, False, True, False]
+
+
+def test_yunet_enlarges_thumbnails(yunet, clear_faces):
+    """A 40 px photo filled by one face: found (enlarged to YUNET_MIN_SIDE first), in the photo's own pixels."""
+    import cv2
+
+    for face in clear_faces[:6]:  # at 40 px, YuNet alone misses some of these
+        frame = next(synthetic_frames([face], frames_per_face=1, noise=0, jitter=0))  # face at (220, 140), 200 px
+        photo = cv2.resize(frame[120:360, 200:440], (40, 40), interpolation=cv2.INTER_AREA)  # the face + a margin
+        found = yunet.detect(photo)
+        assert len(found) == 1
+        x, y, w, h = found.boxes[0]
+        assert -2 < x < 10 and -2 < y < 12 and 20 < w < 42 and 25 < h < 44
