@@ -193,9 +193,14 @@ def model_kind(resolved: ResolvedModel) -> str:
 
 
 def _legacy_kind(folder: Path) -> str:
-    """The kind of an older (pickled) Emotify model, from its MLflow signature's input."""
-    text = (folder / "MLmodel").read_text(encoding="utf-8")
-    return "emotion" if '"tensor"' in text.split("inputs:", 1)[-1].split("outputs:", 1)[0] else "action"
+    """The kind of an older (pickled) Emotify model, from the class names of its MLflow signature's output."""
+    import yaml
+
+    from emotify_ml.labels import EMOTIONS
+
+    signature = (yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}).get("signature") or {}
+    names = {col.get("name") for col in json.loads(signature.get("outputs") or "[]")}
+    return "emotion" if set(EMOTIONS) <= names else "action"
 
 
 def _write_like(source: Path, estimator, kind: str, staged: Path) -> None:
