@@ -99,6 +99,23 @@ def test_runs_of_live_processes_and_other_hosts_are_left_alone(tracking_uri):
     assert client.get_run(ids["elsewhere"]).info.status == "RUNNING"  # cannot tell: another host
 
 
+def test_the_next_run_and_promote_end_ghosts(tracking_uri):
+    from emotify_ml.registry import promote
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    client = MlflowClient(tracking_uri)
+    exp = client.create_experiment("ghosts")
+    ghost = lambda: client.create_run(exp, tags={**process_tags(), PID_TAG: str(dead.pid)}).info.run_id  # noqa: E731
+    first, second = ghost(), None
+    with tracked_run(tracking_uri=tracking_uri, experiment="ghosts", run_name="next"):
+        assert client.get_run(first).info.status == "FAILED"
+        second = ghost()
+    with pytest.raises(ValueError, match="no FINISHED run"):
+        promote(tracking_uri=tracking_uri, experiment="ghosts")
+    assert client.get_run(second).info.status == "FAILED"
+
+
 @pytest.fixture
 def finished_run(tracking_uri):
     """A FINISHED run with val_accuracy and a (tiny) logged model."""
