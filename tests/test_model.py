@@ -245,3 +245,19 @@ def test_live_refuses_a_remote_model_in_one_line(extra, code, says, capsys, monk
     assert main(["--source", str(image), "--no-display", "-q", "--model", "s3://bucket/m", *extra]) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.slow  # ~15 s: a fresh sqlite store, a run, a registration and the Hydra entry point
+def test_ship_model_pins_the_champion_and_records_it(fitted, tracking_uri, tmp_path, monkeypatch):
+    import runpy
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run() as run:
+        write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
+    mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
+    monkeypatch.setattr(sys, "argv", ["ship_model", f"tracking.uri={tracking_uri}", f"dest={tmp_path / 'shipped'}"])
+    runpy.run_module("pipelines.ship_model", run_name="__main__")  # as `python -m pipelines.ship_model`
+    provenance = json.loads((tmp_path / "shipped" / "provenance.json").read_text())
+    assert provenance["source"] == "models:/emotify-emotion@champion"
+    assert (provenance["registered_version"], provenance["run_id"]) == ("emotify-emotion/1", run.info.run_id)
+    assert load_emotion_model(tmp_path / "shipped").kind == "emotion"
