@@ -146,7 +146,7 @@ def artifact_location(tracking_uri: str | None) -> str | None:
 
 
 def provenance_tags() -> dict[str, str]:
-    """Git commit, branch and dirty flag, the command line and the owning process: the tags every Emotify run carries."""
+    """Git commit, branch, dirty flag, command line and owning process: the tags every Emotify run carries."""
     return {**git_info(), "command": " ".join(sys.argv)[:5000], **process_tags()}
 
 

@@ -201,9 +201,11 @@ def test_missing_values_and_mlflow_errors_become_config_errors():
         OmegaConf.to_container(OmegaConf.create({"input": "???"}), throw_on_missing=True)
     except MissingMandatoryValue as exc:
         missing = expected_error(exc)
-    assert isinstance(missing, ConfigError) and str(missing) == "input is required: add input=<value> to the command line"
+    assert isinstance(missing, ConfigError)
+    assert str(missing) == "input is required: add input=<value> to the command line"
     mlflow_error = expected_error(MlflowException("Registered Model with name=x not found"))
-    assert isinstance(mlflow_error, ConfigError) and str(mlflow_error) == "MLflow: Registered Model with name=x not found"
+    assert isinstance(mlflow_error, ConfigError)
+    assert str(mlflow_error) == "MLflow: Registered Model with name=x not found"
     assert expected_error(RuntimeError("a bug")) is None  # bugs keep their traceback
 
 

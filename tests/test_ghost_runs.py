@@ -61,7 +61,8 @@ def test_sigterm_ends_the_run_killed_with_exit_code_130(tracking_uri, tmp_path):
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     run = only_run(tracking_uri)
     assert run.info.status == "KILLED" and "SIGTERM" in run.data.tags["error"]
-    assert {"config.json", "environment"} <= {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.info.run_id)}
+    artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(run.info.run_id)}
+    assert {"config.json", "environment"} <= artifacts
 
 
 def test_a_killed_sweep_is_failed_by_the_next_command_and_never_listed_running(tracking_uri, tmp_path, hydra_main,
@@ -82,7 +83,8 @@ def test_a_killed_sweep_is_failed_by_the_next_command_and_never_listed_running(t
                f"out_dir={tmp_path}/compare")
     table = capsys.readouterr().out.split("status", 1)[1]
     assert "RUNNING" not in table and "FAILED" in table
-    assert {(r.info.status, r.data.tags["error_type"]) for r in client.search_runs([exp_id])} == {("FAILED", "ProcessGone")}
+    ended = {(r.info.status, r.data.tags["error_type"]) for r in client.search_runs([exp_id])}
+    assert ended == {("FAILED", "ProcessGone")}
 
 
 def test_runs_of_live_processes_and_other_hosts_are_left_alone(tracking_uri):

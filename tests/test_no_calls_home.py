@@ -123,7 +123,8 @@ def test_the_guard_records_an_outbound_attempt(tmp_path, guard_dir):
 def test_opting_in_lets_mlflow_telemetry_try_to_call_home(tmp_path, guard_dir):
     """Control: with ``EMOTIFY_ALLOW_TELEMETRY=1`` the runner's tracking calls make MLflow's telemetry try to call
     home, so the guard would catch an entry point that forgot to switch it off."""
-    code = ("import time\nfrom pipelines._common import exit_on_error\nfrom emotify_ml.mlflow_runs import set_tracking\n"
+    code = ("import time\nfrom pipelines._common import exit_on_error\n"
+            "from emotify_ml.mlflow_runs import set_tracking\n"
             "exit_on_error(lambda: (set_tracking('sqlite:///:memory:', 'x'), time.sleep(3)))()\n")
     proc, attempts = guarded(["-c", code], tmp_path, guard_dir, EMOTIFY_ALLOW_TELEMETRY="1")
     assert proc.returncode == 0, proc.stderr[-3000:]

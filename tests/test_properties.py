@@ -92,7 +92,8 @@ def test_any_bytes_as_a_csv_are_loaded_or_refused_cleanly(budget):
 
     sample = sample_mpii_path().read_bytes()[:4000]
     raw = st.one_of(st.binary(max_size=600),
-                    st.builds(lambda cut, junk: sample[:cut] + junk, st.integers(0, len(sample)), st.binary(max_size=40)),
+                    st.builds(lambda cut, junk: sample[:cut] + junk, st.integers(0, len(sample)),
+                              st.binary(max_size=40)),
                     st.builds(lambda b: __import__("gzip").compress(b), st.binary(max_size=200)))
 
     def check(data):
