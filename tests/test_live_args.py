@@ -69,8 +69,6 @@ def test_an_action_model_given_as_the_emotion_model_is_exit_3(tmp_path, capsys):
     assert "action" in one_line(capsys)
 
 
-@pytest.mark.xfail(reason="CORE (issue 12a) owns the frame loop: an unscorable image in a folder should be "
-                          "skipped and counted, as batch turns it into an error row", strict=False)
 def test_a_1x1_image_in_a_folder_is_skipped_and_counted(tmp_path, capsys):
     import json
 

@@ -197,6 +197,8 @@ def _run(args, parser) -> int:
     stages = " ".join(f"{k} {v:.1f}" for k, v in summary.stage_ms.items() if "." not in k)
     say(f"{summary.frames} frames, {summary.faces} faces in {summary.seconds:.1f} s: {summary.fps:.1f} FPS; "
         f"ms per frame: {stages}")
+    if summary.skipped:
+        say(f"{len(summary.skipped)} image(s) could not be scored and were skipped: {', '.join(summary.skipped)}")
     if flicker.get("raw_changes_per_s") is not None:
         say(f"label changes per second of face time: raw {flicker['raw_changes_per_s']:.2f}, "
             f"smoothed {flicker['smoothed_changes_per_s']:.2f}")

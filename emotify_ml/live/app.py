@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import cv2
 
-from emotify_ml.exceptions import ModelNotFoundError, OutputError
+from emotify_ml.exceptions import InputError, ModelNotFoundError, OutputError
 from emotify_ml.live.render import draw_faces, draw_status
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
@@ -36,6 +36,9 @@ class RunSummary:
     flicker : dict
         See :meth:`emotify_ml.scoring.smoothing.FlickerMeter.summary`.
     stopped_by : {"end", "user", "interrupt", "max_frames"}
+    skipped : list of str
+        Images of a folder that could not be scored (too small, say), each named on stderr as it is
+        skipped; a video or camera frame that cannot be scored still stops the run.
     """
 
     frames: int = 0
@@ -45,6 +48,7 @@ class RunSummary:
     stage_ms: dict = field(default_factory=dict)
     flicker: dict = field(default_factory=dict)
     stopped_by: str = "end"
+    skipped: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -151,8 +155,15 @@ def run_live(source, stream, *, display: Display | None = None, video=None, json
                 delay = frame.timestamp - (now - start)
                 if delay > 0:
                     time.sleep(delay)
-            result = stream.update(frame.image, index=frame.index, timestamp=frame.timestamp, name=frame.name,
-                                   independent=source.independent)
+            try:
+                result = stream.update(frame.image, index=frame.index, timestamp=frame.timestamp, name=frame.name,
+                                       independent=source.independent)
+            except InputError as exc:
+                if not source.independent:
+                    raise
+                summary.skipped.append(frame.name)
+                print(f"skipped {frame.name}: {exc}", file=sys.stderr)
+                continue
             t = time.perf_counter()
             image = frame.image
             if draw:
