@@ -243,7 +243,7 @@ def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = F
 
     model = load_emotion_model(uri, tracking_uri=tracking_uri, allow_remote=allow_remote, runtime=runtime)
     source = str(model.source)
-    if source == str(KINDS["emotion"].shipped_dir):
+    if uri is None and source == str(KINDS["emotion"].shipped_dir):  # the fallback: say why
         say(f"model: the model shipped with the package ({source}); no champion in the tracking store {_store()}")
     elif source.startswith("models:"):
         say(f"model: {source} (tracking store {_store()})")
