@@ -487,6 +487,12 @@ def test_cli_bad_arguments_and_taken_port(capsys):
     with pytest.raises(SystemExit) as bad:
         main(["--port", "70000"])
     assert bad.value.code == EXIT_USAGE
+    for flag in ("--max-image-mb", "--max-video-mb", "--max-video-seconds"):
+        for value in ("nan", "inf", "0"):
+            with pytest.raises(SystemExit) as bad:
+                main([flag, value])
+            assert bad.value.code == EXIT_USAGE
+            assert f"{flag} must be a finite number > 0" in capsys.readouterr().err
     import socket
 
     with socket.socket() as taken:

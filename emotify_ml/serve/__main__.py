@@ -16,6 +16,7 @@ import argparse
 import errno
 import ipaddress
 import logging
+import math
 import os
 import socket
 import sys
@@ -66,8 +67,9 @@ def _check(args, parser) -> None:
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be in 0..65535; got {args.port}")
     for name in ("max_image_mb", "max_video_mb", "max_video_seconds"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0; got {getattr(args, name)}")
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):  # nan passes `<= 0`, and int(nan * 1e6) raises later
+            parser.error(f"--{name.replace('_', '-')} must be a finite number > 0; got {value}")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be >= 1; got {args.workers}")
 
