@@ -337,7 +337,7 @@ def compile_model(model_dir, *, variants=VARIANTS, quantization: str = "dynamic"
         "flip_tta": bool(getattr(embedder, "flip_tta", False)),
         "head": {k: v for k, v in head.items() if k not in ("embedder", "weights", "bias")},
         "class_names": list(EMOTIONS),
-        "source": {"artifacts_sha256": _artifacts_digest(model_dir), **(source or {})},
+        "source": {"artifacts_sha256": _artifacts_digest(model_dir), **(source or {}), **_provenance(model_dir)},
         "representative": rep_identity,
         "variants": {},
         "parity": {},
@@ -389,6 +389,19 @@ def load_pipeline(model_dir):
     if meta.get("kind") != "emotion":
         raise ExportError(f"{str(model_dir)!r} is an {meta.get('kind')} model; only emotion models compile")
     return load_estimator(model_dir / "artifacts", source=str(model_dir))
+
+
+def _provenance(model_dir: Path) -> dict:
+    """What a shipped model's ``provenance.json`` says of its origin (registry version, run, commit), if it has one."""
+    path = Path(model_dir) / "provenance.json"
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    keep = ("source", "registered_version", "run_id", "run_name", "git_commit")
+    return {"provenance": {k: info[k] for k in keep if k in info}} if isinstance(info, dict) else {}
 
 
 def _artifacts_digest(model_dir: Path) -> str:
