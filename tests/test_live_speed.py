@@ -99,7 +99,8 @@ def test_detect_every_is_checked(value):
 
 
 @pytest.mark.parametrize("argv, match", [(["--detect-every", "0"], "detect_every must be an int >= 1 (1: detect on every frame); got 0"),
-                                         (["--runtime", "onnx"], "runtime must be one of")])
+                                         (["--runtime", "onnx"], "runtime must be one of"),
+                                         (["--pose-every", "0"], "--pose-every must be an int >= 1; got 0")])
 def test_the_cli_refuses_bad_speed_options_before_opening_anything(argv, match, capsys):
     from emotify_ml.live.__main__ import EXIT_USAGE, main
 

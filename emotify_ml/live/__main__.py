@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     misc = p.add_argument_group("other")
     misc.add_argument("--actions", action="store_true", help="also predict each person's action (emotify_ml.actions)")
+    misc.add_argument("--pose-every", type=int, default=1,
+                      help="with --actions: estimate body poses every N frames and reuse the last people in between "
+                      "(default: %(default)s, every frame)")
     misc.add_argument("--no-bars", dest="bars", action="store_false", help="no probability bar chart")
     misc.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     misc.add_argument("--summary-json", default=None, help="write the run summary (FPS, stage ms, flicker) here")
@@ -225,6 +228,8 @@ def _components(args):
         raise ValueError(f"--max-frames must be a positive int; got {args.max_frames}")
     if args.margin < 0:
         raise ValueError(f"--margin must be >= 0; got {args.margin}")
+    if args.pose_every < 1:
+        raise ValueError(f"--pose-every must be an int >= 1; got {args.pose_every}")
     scoring = ScoringOptions(detector=DetectorOptions(args.detector, args.det_size or None, args.score_threshold),
                              margin=args.margin, align=args.align, runtime=args.runtime).check()
     stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),
@@ -245,7 +250,7 @@ def _score(args, parts, say):
         source = open_source(args.source, width=args.width, height=args.height)
         classifier = load_model(args.model, args.tracking_uri, say, allow_remote=args.allow_remote_model,
                                 runtime=scoring.runtime)
-        predictor = load_actions(stream_options.smoothing) if args.actions else None
+        predictor = load_actions(stream_options.smoothing, args.pose_every) if args.actions else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         video = VideoWriter(args.output, fps=source.fps or 30.0) if args.output else None
     except BaseException:

@@ -253,13 +253,16 @@ def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = F
 
 
 
-def load_actions(smoothing=None):
+def load_actions(smoothing=None, pose_every: int = 1):
     """The action predictor of ``--actions`` (imported only when asked for).
 
     Parameters
     ----------
     smoothing : :class:`~emotify_ml.scoring.options.SmoothingOptions`, optional
         Smooth each person's actions like the emotions (the stream's settings).
+    pose_every : int
+        Estimate body poses on every this many frames (``--pose-every``; see
+        :class:`emotify_ml.actions.live.ActionPredictor`).
 
     Raises
     ------
@@ -271,4 +274,4 @@ def load_actions(smoothing=None):
     except ImportError as exc:
         raise ModelNotFoundError(f"--actions needs the action predictor (emotify_ml.actions.live), which cannot be "
                                  f"imported here: {exc}") from None
-    return load_action_predictor() if smoothing is None else load_action_predictor(smoothing=smoothing.make())
+    return load_action_predictor(smoothing=None if smoothing is None else smoothing.make(), pose_every=pose_every)
