@@ -263,8 +263,3 @@ def fit_temperature(proba, y, bounds=(0.05, 20.0)) -> float:
 
     res = minimize_scalar(nll, bounds=np.log(bounds), method="bounded")
     return float(np.exp(res.x))
-
-
-def flat_poses(X) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    return X.reshape(len(X), -1) if X.ndim == 3 else X
