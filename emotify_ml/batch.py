@@ -401,7 +401,11 @@ def write_part(table: pd.DataFrame, output) -> Path:
         pq.write_table(arrow.replace_schema_metadata(None), tmp)  # plain parquet, as Spark writes it
         os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)  # no half-written part left behind (a full disk, a kill of the writer's folder)
         raise OutputError(f"cannot write {str(path)!r}: {exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -720,7 +724,12 @@ def score_batch(input=None, output=None, *, options: BatchOptions | None = None,
         own = session is None
         if own:
             scratch = spark.local_dir or tempfile.mkdtemp(prefix="emotify-spark-")
-            session = spark_session(spark.master, local_dir=scratch, conf=spark.conf)
+            try:
+                session = spark_session(spark.master, local_dir=scratch, conf=spark.conf)
+            except BaseException:  # no PySpark, no Java, a bad master: the scratch folder made here goes too
+                if not spark.local_dir:
+                    shutil.rmtree(scratch, ignore_errors=True)
+                raise
         try:
             load_times = session.sparkContext.accumulator([], _ListParam())
             counts = run_spark(session, items, resolved, options, output, partitions=spark.partitions,

@@ -178,6 +178,43 @@ def test_inputs_plan_and_bad_arguments(inputs, model_dir, tmp_path):
         score_batch(inputs, tmp_path / "out", model=str(tmp_path / "no_model"))
 
 
+def test_nothing_is_left_behind_when_writing_or_starting_spark_fails(inputs, model_dir, tmp_path, monkeypatch):
+    """A part that fails to write leaves no ``.tmp``; a Spark session that fails to start leaves no scratch folder."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    import emotify_ml.batch as batch
+    from emotify_ml.exceptions import OutputError
+
+    def full_disk(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half a part")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    with pytest.raises(OutputError, match="No space left"):
+        batch.write_part(pd.DataFrame(columns=list(COLUMNS)).astype(COLUMNS), tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.undo()
+
+    made, real_mkdtemp = [], tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):  # tempfile is the one module of everyone: record only the Spark scratch folder
+        if kwargs.get("prefix") != "emotify-spark-":
+            return real_mkdtemp(*args, **kwargs)
+        made.append(Path(real_mkdtemp(dir=tmp_path, prefix="emotify-spark-")))
+        return str(made[-1])
+
+    def no_spark(*args, **kwargs):
+        raise ModuleNotFoundError("engine=spark needs PySpark")
+
+    monkeypatch.setattr(batch.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(batch, "spark_session", no_spark)
+    with pytest.raises(ModuleNotFoundError, match="PySpark"):
+        score_batch(inputs / "face0.jpg", tmp_path / "scores", engine="spark", model=model_dir, progress=False)
+    assert len(made) == 1 and not made[0].exists()
+
+
 def test_champion_alias_is_resolved_to_its_version(model_dir, tracking_uri):
     import mlflow
 
