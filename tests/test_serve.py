@@ -237,6 +237,19 @@ def test_page_token_sets_a_strict_cookie_for_the_page(make_client):
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert client.get("/v1/model").status_code == 200  # the cookie now authenticates the page's calls
     assert client.get("/static/app.js").status_code == 200
+    # a wrong ?token= is refused, even with a good cookie, and never replaces it
+    assert_clean_error(client.get("/?token=wrong"), 401, "unauthorized")
+    assert client.get("/v1/model").status_code == 200
+    with client.websocket_connect("/v1/stream") as ws:
+        assert ws.receive_json()["type"] == "hello"
+    # a stale cookie (the server restarted with a new token) gives way to the token given explicitly
+    client.cookies.set("emotify_token", "old-token")
+    assert_clean_error(client.get("/v1/model"), 401)
+    page = client.get("/?token=s3cret")
+    assert page.status_code == 200 and "emotify_token=s3cret" in page.headers["set-cookie"]
+    client.cookies.set("emotify_token", "old-token")
+    with client.websocket_connect("/v1/stream?token=s3cret") as ws:
+        assert ws.receive_json()["type"] == "hello"
 
 
 def test_cors_is_closed_unless_configured(make_client):

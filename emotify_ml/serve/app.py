@@ -10,8 +10,9 @@ Guards (an ASGI middleware, so they also cover the websocket, the static files a
 * Host header: only the names in ``settings.allowed_hosts`` (when set; the CLI sets the
   loopback names when it binds to loopback), against DNS rebinding;
 * bearer token: every route but ``/healthz`` when ``settings.token`` is set, from the
-  ``Authorization: Bearer`` header, or the ``emotify_token`` cookie that ``GET /?token=...``
-  sets (SameSite=Strict), or a ``?token=`` query on the page and the websocket;
+  ``Authorization: Bearer`` header, else a ``?token=`` query on the page and the websocket,
+  else the ``emotify_token`` cookie that ``GET /?token=...`` sets (SameSite=Strict; a token
+  given explicitly wins over the remembered one, so a restarted server's new token works);
 * request size: ``Content-Length`` and the streamed body are counted against the route's limit
   (413 as soon as it is passed);
 * websocket origin: a browser's ``Origin`` must be this server or a configured CORS origin.
@@ -285,7 +286,7 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     async def page(request: Request):
         response = FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
         token = request.query_params.get("token")
-        if settings.token and token:  # the guard checked it: remember it for the page's own calls
+        if _is_token(token, settings.token):  # remember it for the page's own calls (never an unchecked one)
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
 
@@ -629,14 +630,14 @@ class Guard:
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
+        if given is None and (path == "/" or scope["type"] == "websocket"):  # explicit: before a remembered cookie
+            given = _query_token(scope)
         if given is None and "cookie" in headers:
             for part in headers["cookie"].split(";"):
                 key, _, value = part.strip().partition("=")
                 if key == TOKEN_COOKIE:
                     given = value
-        if given is None and (path == "/" or scope["type"] == "websocket"):
-            given = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [None])[0]
-        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+        if _is_token(given, token):
             return None
         hint = " (open the page as /?token=<token>)" if path == "/" else ""
         return 401, "unauthorized", ("a bearer token is required: send 'Authorization: Bearer <token>'" + hint
@@ -649,6 +650,15 @@ class Guard:
         if urlsplit(origin).netloc == headers.get("host"):
             return None
         return 403, "forbidden", f"websocket from origin {origin!r} refused (not this server, not a CORS origin)"
+
+
+def _query_token(scope) -> str | None:
+    """The ``?token=`` of a request (the page's and the websocket's way to pass it), else None."""
+    return (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [None])[0]
+
+
+def _is_token(given: str | None, token: str | None) -> bool:
+    return bool(given and token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 class _BodyTooLarge(StarletteHTTPException):
