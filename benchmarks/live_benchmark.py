@@ -12,6 +12,16 @@ Usage::
                                                               # regression fitted on the bundled sample
     python benchmarks/live_benchmark.py --demo-model cnn      # the cost of a CNN model (untrained weights)
     python benchmarks/live_benchmark.py --actions --person    # pose + actions with a real body in the frame
+    nice -n 0 python benchmarks/live_benchmark.py --suite     # everything side by side: benchmarks/results/live_speed.json
+
+``--suite`` runs, taking turns for ``--rounds`` rounds (best and median FPS): 1 face, 3 faces and
+``--actions`` (the person clip), with and without ``--detect-every`` and a pose every 2 frames, each for
+runtime ``keras`` and ``compiled int8``, and a fer-style loop on the 1-face clip (:func:`fer_style_run`:
+OpenCV's Haar cascade as fer uses it by default, and the fer model from ``fer_peer.py``; the fer package
+itself is not installed, so its loop is emulated). Each speed-up's labels are compared with the same run
+without it. Then, on in-memory clips of every sample face YuNet finds (known labels): faces found,
+accuracy and detector time for ``det_size`` 160 to 640 and faces of 200, 100 and 60 px, and for
+``--detect-every`` 1, 2, 3, 5; and the start-up of ``python -m emotify_ml.live`` on a photo, per runtime.
 
 With no ``--video``, the clip is made from the bundled FER-2013 sample (one face
 upscaled to 200 px in a 640x480 frame, 10 faces of 30 frames, with camera-like jitter
@@ -38,22 +48,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_per_frame: int = 1) -> Path:
     """Write the default benchmark clip from the bundled sample's test faces that YuNet finds."""
-    from emotify_ml.data import load_fer2013
-    from emotify_ml.detection import make_detector
     from emotify_ml.io.synthetic import synthetic_frames, write_video
 
-    faces = load_fer2013(cache=False).split("PrivateTest").images
-    detector = make_detector("yunet")
-    chosen = []
-    for face in faces:
-        found = detector.detect(next(synthetic_frames([face], frames_per_face=1, noise=0, jitter=0)))
-        if len(found) == 1 and found.scores[0] >= 0.8:
-            chosen.append(face)
-        if len(chosen) == n_faces * faces_per_frame:
-            break
+    chosen, _ = sample_faces(n_faces * faces_per_frame)
     face_px = 200 if faces_per_frame == 1 else 560 // faces_per_frame
     return write_video(path, synthetic_frames(chosen, frames_per_face=frames_per_face, n_per_frame=faces_per_frame,
                                               face_px=face_px), fps=30)
+
+
+def sample_faces(n: int):
+    """The first ``n`` PrivateTest faces of the bundled sample that YuNet finds (score >= 0.8), and their labels."""
+    from emotify_ml.data import load_fer2013
+    from emotify_ml.detection import make_detector
+    from emotify_ml.io.synthetic import detectable_faces
+
+    test = load_fer2013(cache=False).split("PrivateTest")
+    return detectable_faces(test.images, n, make_detector("yunet"), labels=test.labels)
 
 
 def make_person_clip(path: Path, n_frames: int = 300) -> Path:
@@ -115,6 +125,318 @@ def percentile_table(per_frame: dict[str, list[float]]) -> dict[str, dict[str, f
                 "p95": round(float(np.percentile(per_frame[s], 95)), 3)} for s in stages}
 
 
+def measure(video, stream, *, max_frames=None) -> dict:
+    """Play ``video`` through ``stream`` as the live app does (capture thread, overlay drawn, nothing written)."""
+    from emotify_ml.io.frames import open_source
+    from emotify_ml.live.app import run_live
+
+    per_frame: dict[str, list[float]] = {}
+    labels: list[tuple] = []
+
+    def collect(result):
+        for stage, ms in result.timings.items():
+            per_frame.setdefault(stage, []).append(ms)
+        per_frame.setdefault("total", []).append(sum(v for k, v in result.timings.items() if "." not in k))
+        order = np.argsort(result.boxes[:, 0]) if len(result) else []
+        actions = result.actions or [None] * len(result)
+        labels.append(tuple((result.labels[i], None if actions[i] is None else actions[i]["label"]) for i in order))
+
+    summary = run_live(open_source(video), stream, draw=True, max_frames=max_frames, on_result=collect)
+    return {"frames": summary.frames, "faces": summary.faces, "fps": summary.fps,
+            "stage_ms": percentile_table(per_frame), "flicker": summary.flicker, "labels": labels}
+
+
+def agreement(labels, reference) -> dict:
+    """Share of faces (left to right, in frames where both runs found as many) whose smoothed emotion label, and
+    whose action label (faces with an action in both runs), equal the reference run's."""
+    same = [(a, b) for frame, ref in zip(labels, reference) if len(frame) == len(ref) for a, b in zip(frame, ref)]
+    acted = [(a[1], b[1]) for a, b in same if a[1] is not None and b[1] is not None]
+    return {"faces_compared": len(same),
+            "emotion_label_agreement": float(np.mean([a[0] == b[0] for a, b in same])) if same else None,
+            "action_label_agreement": float(np.mean([a == b for a, b in acted])) if acted else None,
+            "frames_with_other_face_count": sum(len(f) != len(r) for f, r in zip(labels, reference))}
+
+
+# --- the suite: every configuration side by side, in rounds -----------------------------------------------------
+
+FER_SCALE_FACTOR, FER_MIN_NEIGHBORS, FER_MIN_FACE, FER_OFFSET, FER_PADDING = 1.1, 5, 50, 10, 40
+"""fer's ``FER()`` defaults (fer 25.x ``fer/fer.py``): Haar cascade ``haarcascade_frontalface_default.xml`` on the full
+grey frame with ``scaleFactor=1.1, minNeighbors=5, minSize=(50, 50)``; boxes squared, grown by 10 px offsets, cut from
+the grey frame padded by 40 px (its bottom rows' mean) and resized to the model's 64x64."""
+
+
+def fer_style_run(video, peer) -> dict:
+    """A loop like the fer package's: ``FER().detect_emotions(frame)`` on each frame, then a box and label drawn.
+
+    fer is not installed here, so this emulates it step by step: frames read with ``cv2.VideoCapture`` in the
+    loop's own thread, one grey conversion, OpenCV's Haar cascade with fer's defaults on the full frame, fer's
+    square box, offsets and padding, ``cv2.resize`` to 64x64, the fer model itself (:mod:`fer_peer`: its int8
+    tflite, one ``invoke()`` per face, as fer's tflite path runs it), a rectangle and the top emotion drawn.
+    """
+    import cv2
+
+    from emotify_ml.labels import EMOTIONS
+
+    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    cap = cv2.VideoCapture(str(video))
+    per_frame: dict[str, list[float]] = {"detect": [], "crop": [], "classify": [], "draw": [], "total": []}
+    frames = faces = 0
+    start = time.perf_counter()
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            t0 = time.perf_counter()
+            grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            rects = cascade.detectMultiScale(grey, scaleFactor=FER_SCALE_FACTOR, minNeighbors=FER_MIN_NEIGHBORS,
+                                             flags=cv2.CASCADE_SCALE_IMAGE, minSize=(FER_MIN_FACE, FER_MIN_FACE))
+            t1 = time.perf_counter()
+            mean = cv2.mean(grey[-2:])[0]
+            padded = cv2.copyMakeBorder(grey, FER_PADDING, FER_PADDING, FER_PADDING, FER_PADDING,
+                                        cv2.BORDER_CONSTANT, value=[mean, mean, mean])
+            crops, boxes = [], []
+            for x, y, w, h in (rects if len(rects) else []):
+                side = max(w, h)
+                x, y = x - (side - w) // 2, y - (side - h) // 2
+                x1, y1 = max(0, x - FER_OFFSET + FER_PADDING), max(0, y - FER_OFFSET + FER_PADDING)
+                crop = padded[y1:y + side + FER_OFFSET + FER_PADDING, x1:x + side + FER_OFFSET + FER_PADDING]
+                if crop.size:
+                    crops.append(cv2.resize(crop, (64, 64)))
+                    boxes.append((x, y, side))
+            t2 = time.perf_counter()
+            labels = [EMOTIONS[int(k)] for k in peer.predict_proba(np.stack(crops)).argmax(1)] if crops else []
+            t3 = time.perf_counter()
+            for (x, y, side), label in zip(boxes, labels):
+                cv2.rectangle(frame, (int(x), int(y)), (int(x + side), int(y + side)), (0, 155, 255), 2)
+                cv2.putText(frame, label, (int(x), int(y) - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 155, 255), 1)
+            t4 = time.perf_counter()
+            for stage, a, b in (("detect", t0, t1), ("crop", t1, t2), ("classify", t2, t3), ("draw", t3, t4),
+                                ("total", t0, t4)):
+                per_frame[stage].append((b - a) * 1000.0)
+            frames += 1
+            faces += len(labels)
+    finally:
+        cap.release()
+    seconds = time.perf_counter() - start
+    return {"frames": frames, "faces": faces, "fps": round(frames / seconds, 2), "stage_ms": percentile_table(per_frame)}
+
+
+def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_every=(1,), frames_per_face=8):
+    """Faces found, labels and detector time of each (det_size, detect_every) on an in-memory clip with known labels.
+
+    Every face of ``faces`` is shown for ``frames_per_face`` frames (jitter and noise as the benchmark clip),
+    so each frame has one face with a known label. ``agreement`` compares each frame's raw and smoothed
+    labels with those of the first configuration (a frame counts only if both found exactly one face).
+    """
+    from emotify_ml.io.synthetic import synthetic_frames
+    from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
+    from emotify_ml.scoring.options import DetectorOptions
+
+    frames = list(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=face_px, seed=1))
+    truth = np.repeat(np.asarray(labels), frames_per_face)
+    rows, reference = [], None
+    for size in det_sizes:
+        for k in detect_every:
+            stream = Stream(FrameStep(model, options=ScoringOptions(detector=DetectorOptions(det_size=size))),
+                            StreamOptions(detect_every=k))
+            stream.warm_up()
+            raw, smooth, per_frame = [], [], {}
+            for i, frame in enumerate(frames):
+                result = stream.update(frame, index=i, timestamp=i / 30)
+                one = len(result) == 1
+                raw.append(int(result.probabilities[0].argmax()) if one else -1)
+                smooth.append(int(result.smoothed[0].argmax()) if one else -1)
+                for stage, ms in result.timings.items():
+                    per_frame.setdefault(stage, []).append(ms)
+                per_frame.setdefault("total", []).append(sum(result.timings.values()))
+            raw, smooth = np.array(raw), np.array(smooth)
+            found = raw >= 0
+            row = {"face_px": face_px, "det_size": size, "detect_every": k, "frames": len(frames),
+                   "frames_with_one_face": int(found.sum()),
+                   "faces_found": float(found.mean()),
+                   "raw_accuracy": float(np.mean(raw[found] == truth[found])) if found.any() else None,
+                   "smoothed_accuracy": float(np.mean(smooth[found] == truth[found])) if found.any() else None,
+                   "detector_runs": int(sum(ms > 0 for ms in per_frame.get("detect", []))),
+                   "ms": {s: round(float(np.mean(v)), 3) for s, v in per_frame.items()}}
+            if reference is None:
+                reference = (raw, smooth)
+            both = found & (reference[0] >= 0)
+            row["raw_agreement"] = float(np.mean(raw[both] == reference[0][both])) if both.any() else None
+            row["smoothed_agreement"] = float(np.mean(smooth[both] == reference[1][both])) if both.any() else None
+            rows.append(row)
+            print(f"  {face_px:>3} px faces, det_size {size}, detect every {k}: one face in {row['faces_found']:.1%} of "
+                  f"frames, raw accuracy {row['raw_accuracy']}, agreement raw/smoothed {row['raw_agreement']}/"
+                  f"{row['smoothed_agreement']}, detect {row['ms'].get('detect', 0):.2f} ms, "
+                  f"total {row['ms']['total']:.2f} ms", flush=True)
+    return rows
+
+
+def startup(rounds: int, workdir: Path, model=None) -> list[dict]:
+    """Seconds and peak memory of ``python -m emotify_ml.live --source <photo> --no-display`` to its exit after the
+    first (only) scored image, per runtime, each in a fresh process (the first run only warms the file cache)."""
+    import cv2
+    import skimage.data
+
+    from speed_benchmark import run_measured
+
+    photo = workdir / "astronaut.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    rows = []
+    for runtime in ("keras", "compiled"):
+        cmd = [sys.executable, "-m", "emotify_ml.live", "--source", str(photo), "--no-display", "--runtime", runtime,
+               "--jsonl", str(workdir / f"startup_{runtime}.jsonl"), *(["--model", str(model)] if model else [])]
+        run_measured(cmd)
+        runs = [run_measured(cmd) for _ in range(rounds)]
+        if any(r["exit_code"] for r in runs):
+            raise RuntimeError(f"{' '.join(cmd)} failed: exit codes {[r['exit_code'] for r in runs]}")
+        seconds = [r["seconds"] for r in runs]
+        rows.append({"runtime": runtime, "command": "python -m emotify_ml.live --source <photo> --no-display "
+                     f"--runtime {runtime} --jsonl <file>", "rounds": runs, "best_seconds": min(seconds),
+                     "median_seconds": float(np.median(seconds)),
+                     "median_cpu_seconds": float(np.median([r["cpu_seconds"] for r in runs])),
+                     "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)})
+        print(f"  start-up, {runtime}: best {min(seconds):.2f} s, median {np.median(seconds):.2f} s, "
+              f"peak {rows[-1]['peak_rss_mib']:.0f} MiB", flush=True)
+    return rows
+
+
+LIVE_CONFIGS = (
+    # name, clip, stream options, pose_every (None: no actions)
+    ("1 face", "1 face", {}, None),
+    ("1 face, --detect-every 2", "1 face", {"detect_every": 2}, None),
+    ("1 face, --detect-every 3", "1 face", {"detect_every": 3}, None),
+    ("3 faces", "3 faces", {}, None),
+    ("3 faces, --detect-every 3", "3 faces", {"detect_every": 3}, None),
+    ("1 face and its body, --actions", "person", {}, 1),
+    ("1 face and its body, --actions, pose every 2", "person", {}, 2),
+    ("1 face and its body, --actions, --detect-every 2, pose every 2", "person", {"detect_every": 2}, 2),
+)
+
+
+def suite(args) -> dict:
+    """Every live configuration for runtime keras and compiled int8, and the fer-style loop, taking turns for
+    ``args.rounds`` rounds (best and median FPS kept); then the detector and detect-every sweeps and start-up."""
+    from emotify_ml.actions.live import load_action_predictor
+    from emotify_ml.live.app import load_model
+    from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fer_peer import PEER_NAME, PeerNotFoundError, load_peer
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    report = {"machine": machine(load), "rounds": args.rounds, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clips = {"1 face": make_clip(tmp / "one.avi"), "3 faces": make_clip(tmp / "three.avi", faces_per_frame=3),
+                 "person": make_person_clip(tmp / "person.avi")}
+        models = {"keras": load_model(args.model, args.tracking_uri, print, runtime="keras"),
+                  "compiled int8": load_model(args.model, args.tracking_uri, print, runtime="compiled:int8")}
+        predictors = {k: load_action_predictor(smoothing=StreamOptions().smoothing.make(), pose_every=k)
+                      for k in sorted({c[3] for c in LIVE_CONFIGS if c[3]})}
+        try:
+            peer = load_peer()
+        except PeerNotFoundError as exc:
+            print(f"  fer-style loop skipped: {exc}")
+            peer = None
+        results: dict[tuple, list] = {}
+        for r in range(args.rounds):
+            for name, clip, stream_options, pose_every in LIVE_CONFIGS:
+                for runtime, model in models.items():
+                    actions = predictors.get(pose_every)
+                    if actions is not None:
+                        actions.reset()
+                    stream = Stream(FrameStep(model, options=ScoringOptions()), StreamOptions(**stream_options),
+                                    actions=actions)
+                    run = measure(clips[clip], stream)
+                    results.setdefault((name, runtime), []).append(run)
+                    print(f"  round {r + 1}: {name}, {runtime}: {run['fps']:.1f} FPS", flush=True)
+            if peer is not None:
+                run = fer_style_run(clips["1 face"], peer)
+                results.setdefault(("fer-style loop, 1 face", PEER_NAME), []).append(run)
+                print(f"  round {r + 1}: fer-style loop: {run['fps']:.1f} FPS ({run['faces']} faces)", flush=True)
+        report["live"] = []
+        for (name, runtime), runs in results.items():
+            row = summarize(name, runtime, runs)
+            clip = next((c for n, c, _, _ in LIVE_CONFIGS if n == name), None)
+            base = next((n for n, c, _, _ in LIVE_CONFIGS if c == clip), None)
+            if base is not None and base != name:  # the same clip and runtime with every frame detected, pose every frame
+                row["agreement_with"] = {"config": base, **agreement(runs[0]["labels"], results[base, runtime][0]["labels"])}
+            report["live"].append(row)
+        report["clips"] = {"1 face": "generated from the bundled sample: 10 PrivateTest faces YuNet finds, 200 px, "
+                                     "30 frames each, 640x480, jitter and noise, MJPG",
+                           "3 faces": "the same with 3 faces of 186 px side by side per frame",
+                           "person": "skimage's astronaut photo (one person, head, torso, arms) at 440 px, 300 frames"}
+        report["models"] = {runtime: repr(model) for runtime, model in models.items()}
+        report["fer_style_loop"] = (fer_style_run.__doc__ or "").split("\n\n")[1].strip() if peer is not None else None
+
+        faces, labels = sample_faces(200)
+        print(f"detector sizes ({len(faces)} sample faces, 8 frames each, compiled int8):", flush=True)
+        report["det_size_sweep"] = [row for px in (200, 100, 60) for row in
+                                    quality_sweep(models["compiled int8"], faces, labels, face_px=px,
+                                                  det_sizes=(320, 240, 160, 480, 640))]
+        print("detect every k frames:", flush=True)
+        report["detect_every_sweep"] = quality_sweep(models["compiled int8"], faces, labels, face_px=200,
+                                                     detect_every=(1, 2, 3, 5))
+        if args.startup_rounds:
+            print("start-up:", flush=True)
+            report["startup"] = startup(args.startup_rounds, tmp, args.model)
+    print(markdown(report))
+    return report
+
+
+def summarize(name, runtime, runs) -> dict:
+    """Best and median FPS over the rounds; the stage times of the median round."""
+    fps = [run["fps"] for run in runs]
+    median_run = sorted(runs, key=lambda run: run["fps"])[len(runs) // 2]
+    return {"config": name, "runtime": runtime, "fps_rounds": fps, "best_fps": max(fps),
+            "median_fps": float(np.median(fps)), "frames": median_run["frames"], "faces": median_run["faces"],
+            "stage_ms_median_round": median_run["stage_ms"], "flicker": median_run.get("flicker")}
+
+
+
+def machine(load) -> dict:
+    import cv2
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu_cores": cores, "load_average_1min_at_start": load, "opencv_threads": cv2.getNumThreads(),
+            "platform": platform.platform(), "python": platform.python_version(), "opencv": cv2.__version__}
+
+
+def markdown(report) -> str:
+    """The tables docs/live.md and the README quote, from the report."""
+    lines = ["| run | runtime | FPS best (median) | detect | crop | embed | classify | track | actions | draw | "
+             "total ms (p95) | labels as without the speed-up: emotion / action |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def pct(value):
+        return "–" if value is None else f"{value:.1%}"
+
+    for row in report["live"]:
+        ms = row["stage_ms_median_round"]
+
+        def cell(stage):
+            return f"{ms[stage]['mean']:.2f}" if stage in ms else "–"
+
+        lines.append(f"| {row['config']} | {row['runtime']} | **{row['best_fps']:.1f}** ({row['median_fps']:.1f}) | "
+                     + " | ".join(cell(s) for s in ("detect", "crop", "embed", "classify", "track", "actions", "draw"))
+                     + f" | {ms['total']['mean']:.2f} ({ms['total']['p95']:.2f}) | "
+                     + (f"{pct(row['agreement_with']['emotion_label_agreement'])} / "
+                        f"{pct(row['agreement_with']['action_label_agreement'])} |" if "agreement_with" in row else "|"))
+    lines += ["", "| faces | det_size | detect every | frames with the face | raw accuracy | agreement raw / smoothed | "
+              "detect ms | total ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in report.get("det_size_sweep", []) + report.get("detect_every_sweep", []):
+        lines.append(f"| {row['face_px']} px | {row['det_size']} | {row['detect_every']} | {pct(row['faces_found'])} | "
+                     f"{pct(row['raw_accuracy'])} | {pct(row['raw_agreement'])} / {pct(row['smoothed_agreement'])} | "
+                     f"{row['ms'].get('detect', 0):.2f} | {row['ms']['total']:.2f} |")
+    if report.get("startup"):
+        lines += ["", "| start-up | best s | median s | median CPU s | peak RSS MiB |", "|---|---:|---:|---:|---:|"]
+        for row in report["startup"]:
+            lines.append(f"| {row['runtime']} | {row['best_seconds']:.2f} | {row['median_seconds']:.2f} | "
+                         f"{row['median_cpu_seconds']:.2f} | {row['peak_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--video", help="video to play (default: a generated 640x480 clip of sample faces)")
@@ -137,15 +459,29 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--actions", action="store_true", help="also time pose + action prediction (as live --actions)")
-    p.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "live.json"),
-                   help="where to write the results (default: benchmarks/results/live.json)")
+    p.add_argument("--detect-every", type=int, default=1, help="run the face detector every N frames (as live)")
+    p.add_argument("--suite", action="store_true",
+                   help="every configuration (1 face, 3 faces, --actions, --detect-every) for runtime keras and "
+                   "compiled int8 and the fer-style loop, in rounds; det_size and detect-every sweeps; start-up")
+    p.add_argument("--rounds", type=int, default=3, help="--suite: rounds of every configuration (default: 3)")
+    p.add_argument("--startup-rounds", type=int, default=3, help="--suite: start-up runs per runtime (0: none)")
+    p.add_argument("--json", default=None,
+                   help="where to write the results (default: benchmarks/results/live.json, with --suite live_speed.json)")
     args = p.parse_args(argv)
+    results_dir = Path(__file__).resolve().parent / "results"
+    if args.suite:
+        report = suite(args)
+        path = Path(args.json or results_dir / "live_speed.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
+        print(f"results: {path}")
+        return 0
+    args.json = args.json or str(results_dir / "live.json")
 
     import cv2
 
     from emotify_ml.exceptions import EmotifyError
-    from emotify_ml.io.frames import open_source
-    from emotify_ml.live.app import load_actions, load_model, run_live
+    from emotify_ml.live.app import load_actions, load_model
     from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
     from emotify_ml.scoring.options import DetectorOptions, SmoothingOptions
 
@@ -165,41 +501,31 @@ def main(argv=None) -> int:
             options = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window))
             step = FrameStep(classifier, options=scoring)
             detector = step.detector
-            scorer = Stream(step, options, actions=load_actions(options.smoothing) if args.actions else None)
+            scorer = Stream(step, StreamOptions(options.smoothing, detect_every=args.detect_every),
+                            actions=load_actions(options.smoothing) if args.actions else None)
             size = _video_size(video)
-            source = open_source(video)
-            per_frame: dict[str, list[float]] = {}
-
-            def collect(result):
-                for stage, ms in result.timings.items():
-                    per_frame.setdefault(stage, []).append(ms)
-                per_frame.setdefault("total", []).append(sum(v for k, v in result.timings.items() if "." not in k))
-
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-            summary = run_live(source, scorer, draw=True, max_frames=args.max_frames, on_result=collect)
+            run = measure(video, scorer, max_frames=args.max_frames)
     except EmotifyError as exc:
         print(f"live_benchmark: error: {exc}", file=sys.stderr)
         return 1
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     report = {
         "video": str(args.video or ("generated from skimage's astronaut photo (one person), 30 FPS" if args.person
                                     else f"generated from the bundled sample: {args.faces} face(s) per frame, 30 FPS")),
         "frame_size": size,
         "model": str(classifier.source),
+        "runtime": getattr(classifier, "runtime", None),
         "detector": repr(detector),
         "smoothing": repr(scorer.smoother),
         "align": args.align,
+        "detect_every": args.detect_every,
         "actions": args.actions,
-        "frames": summary.frames,
-        "faces": summary.faces,
-        "fps": summary.fps,
-        "stage_ms": percentile_table(per_frame),
-        "flicker": summary.flicker,
-        "machine": {"cpu_cores": cores, "load_average_1min_at_start": load, "opencv_threads": cv2.getNumThreads(),
-                    "platform": platform.platform(), "python": platform.python_version(), "opencv": cv2.__version__},
+        **{k: v for k, v in run.items() if k != "labels"},
+        "machine": machine(load),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    cores = report["machine"]["cpu_cores"]
     print(f"\nmodel: {report['model']}\nvideo: {report['video']}\ndetector: {report['detector']}, "
           f"smoothing: {report['smoothing']}, align: {args.align}")
     print(f"frames: {size[0]}x{size[1]}; machine: {cores} cores, load average {load if load is None else round(load, 2)} "
@@ -207,8 +533,8 @@ def main(argv=None) -> int:
     print(f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}")
     for stage, row in report["stage_ms"].items():
         print(f"{stage:<12}{row['mean']:>10.2f}{row['p50']:>10.2f}{row['p95']:>10.2f}")
-    flicker = summary.flicker
-    print(f"\nthroughput: {summary.fps:.1f} FPS over {summary.frames} frames ({summary.faces} faces), "
+    flicker = run["flicker"]
+    print(f"\nthroughput: {run['fps']:.1f} FPS over {run['frames']} frames ({run['faces']} faces), "
           "capture and decoding included")
     if flicker.get("raw_changes_per_s") is not None:
         print(f"flicker (label changes per second of face time): raw {flicker['raw_changes_per_s']:.2f}, "
