@@ -77,6 +77,21 @@ def test_missing_class_gets_zero_column(faces):
     assert proba.shape == (len(X), 7) and np.all(proba[:, 1] == 0)
 
 
+def test_action_poses_as_a_dataframe_are_read_by_column_name():
+    """The 32 named pose columns in another order (or with extra columns) give the same probabilities."""
+    from emotify_ml.labels import MPII_CATEGORIES
+    from emotify_ml.models import ACTION_INPUT_COLUMNS
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(100, 30, (60, 32))
+    y = np.arange(60) % len(MPII_CATEGORIES)  # class indices, as the action data gives them
+    model = FittedModel(LogisticRegression(max_iter=300).fit(X, y), kind="action")
+    table = pd.DataFrame(X, columns=list(ACTION_INPUT_COLUMNS))
+    shuffled = table[list(reversed(ACTION_INPUT_COLUMNS))].assign(note=1.0)
+    np.testing.assert_allclose(model.predict_proba(shuffled), model.predict_proba(X))
+    np.testing.assert_allclose(model.predict_proba(table), model.predict_proba(X))
+
+
 def test_bad_input_and_bad_uri(fitted, tmp_path):
     clf = FittedModel(fitted)
     with pytest.raises(InputError, match="got shape"):

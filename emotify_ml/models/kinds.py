@@ -86,6 +86,8 @@ def _poses(X, size=None):
     from emotify_ml.actions.estimators import flat_poses
 
     if hasattr(X, "to_numpy"):  # a DataFrame of the 32 columns (the pyfunc input)
+        if hasattr(X, "columns") and set(ACTION_INPUT_COLUMNS) <= set(X.columns):
+            X = X[list(ACTION_INPUT_COLUMNS)]  # by name, whatever their order (a DataFrame is not positional)
         X = X.to_numpy(dtype=np.float64)
     return flat_poses(X)
 
