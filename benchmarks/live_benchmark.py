@@ -56,14 +56,17 @@ def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_pe
                                               face_px=face_px), fps=30)
 
 
-def sample_faces(n: int):
-    """The first ``n`` PrivateTest faces of the bundled sample that YuNet finds (score >= 0.8), and their labels."""
+def sample_faces(n: int, usages=("PrivateTest",)):
+    """The first ``n`` faces of the bundled sample's ``usages`` splits that YuNet finds (score >= 0.8), and their labels."""
     from emotify_ml.data import load_fer2013
     from emotify_ml.detection import make_detector
     from emotify_ml.io.synthetic import detectable_faces
 
-    test = load_fer2013(cache=False).split("PrivateTest")
-    return detectable_faces(test.images, n, make_detector("yunet"), labels=test.labels)
+    data = load_fer2013(cache=False)
+    splits = [data.split(usage) for usage in usages]
+    images = np.concatenate([split.images for split in splits])
+    labels = np.concatenate([split.labels for split in splits])
+    return detectable_faces(images, n, make_detector("yunet"), labels=labels)
 
 
 def make_person_clip(path: Path, n_frames: int = 300) -> Path:
@@ -370,7 +373,9 @@ def suite(args) -> dict:
         report["models"] = {runtime: repr(model) for runtime, model in models.items()}
         report["fer_style_loop"] = (fer_style_run.__doc__ or "").split("\n\n")[1].strip() if peer is not None else None
 
-        faces, labels = sample_faces(200)
+        faces, labels = sample_faces(1000, usages=("PrivateTest", "PublicTest"))  # never seen in training
+        report["sweep_clip"] = (f"{len(faces)} bundled PrivateTest and PublicTest faces that YuNet finds, 8 frames "
+                                "each, 640x480, jitter and noise as the benchmark clip, in memory")
         print(f"detector sizes ({len(faces)} sample faces, 8 frames each, compiled int8):", flush=True)
         report["det_size_sweep"] = [row for px in (200, 100, 60) for row in
                                     quality_sweep(models["compiled int8"], faces, labels, face_px=px,
