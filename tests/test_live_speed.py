@@ -56,6 +56,8 @@ def test_detect_every_k_keeps_the_faces_and_labels_of_every_frame_detection(mode
     assert [f.labels for f in sparse] == [f.labels for f in every]
     carried = [f for f in sparse if f.timings["detect"] == 0.0]
     assert len(carried) == len(frames) - detector.calls and all(f.timings["crop"] > 0 for f in carried)
+    assert all(f.sources == ("tracked",) * 2 for f in carried)
+    assert all(f.sources == ("detector",) * 2 for f in sparse if f.timings["detect"] > 0)
 
 
 def test_detect_every_k_drops_a_face_that_leaves_and_redetects_at_once(model, yunet, sample_faces):

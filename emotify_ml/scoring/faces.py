@@ -15,8 +15,9 @@ import numpy as np
 
 from emotify_ml.labels import EMOTIONS
 
-FACE_SOURCES = ("detector", "whole_image")
-"""Where a face's box came from: the detector, or the whole picture (``detect="never"`` or the ``auto`` fallback)."""
+FACE_SOURCES = ("detector", "whole_image", "tracked")
+"""Where a face's box came from: the detector, the whole picture (``detect="never"`` or the ``auto`` fallback), or
+the face's track (a :class:`~emotify_ml.scoring.stream.Stream` with ``detect_every`` > 1, between detections)."""
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Face:
         This frame's class probabilities, in :data:`emotify_ml.labels.EMOTIONS` order.
     label : str
         The face's emotion: arg-max of :attr:`smoothed` when the face is tracked, else of :attr:`probabilities`.
-    source : {"detector", "whole_image"}
+    source : {"detector", "whole_image", "tracked"}
     track_id : int or None
         Set by a :class:`~emotify_ml.scoring.stream.Stream`.
     smoothed : dict of str to float or None

@@ -83,7 +83,8 @@ class FrameStep:
             Receives ``detect`` and ``crop`` milliseconds.
         detections : :class:`~emotify_ml.detection.Detections`, optional
             Faces already known (a :class:`~emotify_ml.scoring.stream.Stream` carrying its tracks'
-            boxes between detections): cropped as they are, the detector is not run (``detect`` 0 ms).
+            boxes between detections): cropped as they are, the detector is not run (``detect`` 0 ms),
+            and their source is ``"tracked"``.
 
         Returns
         -------
@@ -104,8 +105,9 @@ class FrameStep:
                 timings["crop"] = _ms(t)
                 k = len(found)
                 landmarks = None if found.landmarks is None else np.asarray(found.landmarks, np.float64).reshape(k, 5, 2)
+                source = "detector" if detections is None else "tracked"
                 return Faces(np.asarray(found.boxes, np.float64).reshape(k, 4), np.asarray(found.scores, np.float64),
-                             landmarks, ("detector",) * k, np.zeros((k, n_classes)), self.class_names), crops
+                             landmarks, (source,) * k, np.zeros((k, n_classes)), self.class_names), crops
         else:
             timings["detect"] = 0.0
         t = time.perf_counter()
