@@ -386,6 +386,7 @@ def suite(args) -> dict:
         if args.startup_rounds:
             print("start-up:", flush=True)
             report["startup"] = startup(args.startup_rounds, tmp, args.model)
+    report["machine"]["load_average_1min_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(markdown(report))
     return report
 
