@@ -225,7 +225,7 @@ def fer_style_run(video, peer) -> dict:
     return {"frames": frames, "faces": faces, "fps": round(frames / seconds, 2), "stage_ms": percentile_table(per_frame)}
 
 
-def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_every=(1,), frames_per_face=8):
+def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_every=(1,), frames_per_face=8, jitter=2):
     """Faces found, labels and detector time of each (det_size, detect_every) on an in-memory clip with known labels.
 
     Every face of ``faces`` is shown for ``frames_per_face`` frames (jitter and noise as the benchmark clip),
@@ -236,7 +236,7 @@ def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_eve
     from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
     from emotify_ml.scoring.options import DetectorOptions
 
-    frames = list(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=face_px, seed=1))
+    frames = list(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=face_px, jitter=jitter, seed=1))
     truth = np.repeat(np.asarray(labels), frames_per_face)
     rows, reference = [], None
     for size in det_sizes:
@@ -255,7 +255,7 @@ def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_eve
                 per_frame.setdefault("total", []).append(sum(result.timings.values()))
             raw, smooth = np.array(raw), np.array(smooth)
             found = raw >= 0
-            row = {"face_px": face_px, "det_size": size, "detect_every": k, "frames": len(frames),
+            row = {"face_px": face_px, "jitter_px": jitter, "det_size": size, "detect_every": k, "frames": len(frames),
                    "frames_with_one_face": int(found.sum()),
                    "faces_found": float(found.mean()),
                    "raw_accuracy": float(np.mean(raw[found] == truth[found])) if found.any() else None,
@@ -268,7 +268,7 @@ def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_eve
             row["raw_agreement"] = float(np.mean(raw[both] == reference[0][both])) if both.any() else None
             row["smoothed_agreement"] = float(np.mean(smooth[both] == reference[1][both])) if both.any() else None
             rows.append(row)
-            print(f"  {face_px:>3} px faces, det_size {size}, detect every {k}: one face in {row['faces_found']:.1%} of "
+            print(f"  {face_px:>3} px faces, jitter {jitter}, det_size {size}, detect every {k}: one face in {row['faces_found']:.1%} of "
                   f"frames, raw accuracy {row['raw_accuracy']}, agreement raw/smoothed {row['raw_agreement']}/"
                   f"{row['smoothed_agreement']}, detect {row['ms'].get('detect', 0):.2f} ms, "
                   f"total {row['ms']['total']:.2f} ms", flush=True)
@@ -381,8 +381,9 @@ def suite(args) -> dict:
                                     quality_sweep(models["compiled int8"], faces, labels, face_px=px,
                                                   det_sizes=(320, 240, 160, 480, 640))]
         print("detect every k frames:", flush=True)
-        report["detect_every_sweep"] = quality_sweep(models["compiled int8"], faces, labels, face_px=200,
-                                                     detect_every=(1, 2, 3, 5))
+        report["detect_every_sweep"] = [row for jitter in (2, 6) for row in
+                                        quality_sweep(models["compiled int8"], faces, labels, face_px=200,
+                                                      detect_every=(1, 2, 3, 5), jitter=jitter)]
         if args.startup_rounds:
             print("start-up:", flush=True)
             report["startup"] = startup(args.startup_rounds, tmp, args.model)
@@ -429,10 +430,11 @@ def markdown(report) -> str:
                      + f" | {ms['total']['mean']:.2f} ({ms['total']['p95']:.2f}) | "
                      + (f"{pct(row['agreement_with']['emotion_label_agreement'])} / "
                         f"{pct(row['agreement_with']['action_label_agreement'])} |" if "agreement_with" in row else "|"))
-    lines += ["", "| faces | det_size | detect every | frames with the face | raw accuracy | agreement raw / smoothed | "
-              "detect ms | total ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| faces | jitter | det_size | detect every | frames with the face | raw accuracy | "
+              "agreement raw / smoothed | detect ms | total ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in report.get("det_size_sweep", []) + report.get("detect_every_sweep", []):
-        lines.append(f"| {row['face_px']} px | {row['det_size']} | {row['detect_every']} | {pct(row['faces_found'])} | "
+        lines.append(f"| {row['face_px']} px | ±{row['jitter_px']} px | {row['det_size']} | {row['detect_every']} | "
+                     f"{pct(row['faces_found'])} | "
                      f"{pct(row['raw_accuracy'])} | {pct(row['raw_agreement'])} / {pct(row['smoothed_agreement'])} | "
                      f"{row['ms'].get('detect', 0):.2f} | {row['ms']['total']:.2f} |")
     if report.get("startup"):
