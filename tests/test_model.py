@@ -114,6 +114,14 @@ def test_remote_uris_are_refused_without_allow_remote(uri):
         load_emotion_model(uri)
 
 
+def test_a_tracking_store_below_a_file_is_one_model_error(tmp_path):
+    """``sqlite:///<a file>/m.db`` was MLflow's FileExistsError traceback (serve, batch with model=models:/...)."""
+    (tmp_path / "file").write_text("not a folder")
+    for uri, kwargs in (("models:/emotify-emotion@champion", {}), ("runs:/0123456789abcdef/model", {})):
+        with pytest.raises(ModelNotFoundError, match="is a file, not a folder"):
+            load_emotion_model(uri, tracking_uri=f"sqlite:///{tmp_path / 'file' / 'm.db'}", **kwargs)
+
+
 def test_remote_tracking_store_is_refused(tmp_path):
     with pytest.raises(UntrustedModelError, match="remote tracking store"):
         load_emotion_model("models:/emotify-emotion@champion", tracking_uri="http://example.invalid:5000")

@@ -96,8 +96,7 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
     if tracking_uri:
         import mlflow  # imported only where a store is used: a local folder needs none (start-up time)
 
-        if is_remote(tracking_uri) and not allow_remote:
-            _refuse_remote("tracking store", tracking_uri)
+        _check_store(tracking_uri, allow_remote)
         mlflow.set_tracking_uri(tracking_uri)
     if uri is None:
         return _default(spec, registered_name or spec.registered_name, allow_remote)
@@ -115,12 +114,27 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
     if uri.startswith(("models:/", "runs:/")):
         import mlflow
 
-        store = mlflow.get_tracking_uri()
-        if is_remote(store) and not allow_remote:
-            _refuse_remote("tracking store", store)
+        _check_store(mlflow.get_tracking_uri(), allow_remote)
         return _from_store(uri)
     raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
                              "(runs:/<run_id>/model, models:/<name>@<alias>, models:/<name>/<version>)")
+
+
+def _check_store(store: str, allow_remote: bool) -> None:
+    """Refuse a remote tracking store without ``allow_remote``, and a local one MLflow cannot open, in one line.
+
+    A ``sqlite:///`` store below a file (``sqlite:///<a file>/m.db``) made MLflow raise
+    ``FileExistsError`` from deep inside; it is a :class:`ModelNotFoundError` here.
+    """
+    if is_remote(store) and not allow_remote:
+        _refuse_remote("tracking store", store)
+    from emotify_ml.exceptions import ConfigError
+    from emotify_ml.mlflow_runs import check_tracking_uri
+
+    try:
+        check_tracking_uri(store)
+    except ConfigError as exc:
+        raise ModelNotFoundError(f"cannot look for models in the tracking store: {exc}") from None
 
 
 def _default(spec, registered_name, allow_remote) -> ResolvedModel:
