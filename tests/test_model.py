@@ -92,7 +92,7 @@ def test_action_poses_as_a_dataframe_are_read_by_column_name():
     np.testing.assert_allclose(model.predict_proba(table), model.predict_proba(X))
 
 
-def test_bad_input_and_bad_uri(fitted, tmp_path):
+def test_bad_input_and_bad_uri(fitted, tmp_path, copied_store_uri):
     clf = FittedModel(fitted)
     with pytest.raises(InputError, match="got shape"):
         clf.predict_proba(np.zeros((48, 48), np.uint8))
@@ -100,7 +100,7 @@ def test_bad_input_and_bad_uri(fitted, tmp_path):
     with pytest.raises(ModelNotFoundError, match="neither an existing folder"):
         load_emotion_model(str(tmp_path / "nowhere"))
     with pytest.raises(ModelNotFoundError):
-        load_emotion_model("runs:/0123456789abcdef/model", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+        load_emotion_model("runs:/0123456789abcdef/model", tracking_uri=copied_store_uri)
     with pytest.raises(ValueError, match="runtime must be"):
         load_model(tmp_path, runtime="gpu")
     with pytest.raises(ValueError, match="kind must be"):
@@ -181,7 +181,8 @@ def test_the_wrong_kind_is_refused(saved):
         load_model(saved, kind="action")
 
 
-def test_alias_is_pinned_and_its_version_recorded(fitted, tracking_uri):
+def test_alias_is_pinned_and_its_version_recorded(fitted, copied_store_uri):
+    tracking_uri = copied_store_uri  # a migrated store, copied: creating one takes seconds
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run():
         write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
