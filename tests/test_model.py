@@ -122,6 +122,18 @@ def test_a_tracking_store_below_a_file_is_one_model_error(tmp_path):
             load_emotion_model(uri, tracking_uri=f"sqlite:///{tmp_path / 'file' / 'm.db'}", **kwargs)
 
 
+def test_a_tracking_store_that_is_not_a_database_is_one_model_error(tmp_path):
+    """A store file that is not a database: one line naming it, no sqlalchemy traceback, no silent fallback."""
+    (tmp_path / "m.db").write_text("garbage, not sqlite")
+    uri, previous = f"sqlite:///{tmp_path / 'm.db'}", mlflow.get_tracking_uri()
+    try:
+        for model in (None, "models:/emotify-emotion@champion"):
+            with pytest.raises(ModelError, match=r"cannot open the tracking store .*m\.db.*DatabaseError"):
+                load_emotion_model(model, tracking_uri=uri)
+    finally:
+        mlflow.set_tracking_uri(previous)  # resolving sets MLflow's store: later tests must not meet this one
+
+
 def test_remote_tracking_store_is_refused(tmp_path):
     with pytest.raises(UntrustedModelError, match="remote tracking store"):
         load_emotion_model("models:/emotify-emotion@champion", tracking_uri="http://example.invalid:5000")

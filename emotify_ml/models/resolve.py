@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotify_ml.exceptions import ModelNotFoundError, UntrustedModelError
+from emotify_ml.exceptions import ModelError, ModelNotFoundError, UntrustedModelError
 from emotify_ml.models.kinds import get_kind
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,9 @@ def _from_store(uri: str) -> ResolvedModel:
                 name, version = ref.rsplit("/", 1)
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+        except Exception as exc:  # noqa: BLE001 - the store itself fails (sqlalchemy: "file is not a database")
+            raise ModelError(f"cannot open the tracking store {mlflow.get_tracking_uri()!r} to find {uri!r}: "
+                             f"{_first_line(exc)}") from None
     return _download(uri, version, name)
 
 
@@ -186,9 +189,14 @@ def _download(uri: str, version, name) -> ResolvedModel:
         raise ModelNotFoundError(f"cannot download model {uri!r}: {exc} (install the client library of that "
                                  "storage, or download the folder yourself and pass it)") from None
     except Exception as exc:  # noqa: BLE001 - storage clients raise their own types (botocore's NoCredentialsError, ...)
-        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise ModelNotFoundError(f"cannot download model {uri!r}: {type(exc).__name__}: {message}") from None
+        raise ModelNotFoundError(f"cannot download model {uri!r}: {_first_line(exc)}") from None
     return _checked(ResolvedModel(uri, str(local_dir), version, name))
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters), for a one-line error."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 def _checked(resolved: ResolvedModel) -> ResolvedModel:
