@@ -33,6 +33,15 @@ SHARED = REPO.parent / "shared"
 SETS = ("privatetest", "muxspace_dev")
 
 
+def write_json(result: dict, path) -> Path:
+    """Write a benchmark's result as indented JSON (folders made) and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return out
+
+
 def metrics(y_true, proba) -> dict:
     """Accuracy, macro-F1, per-class recall and neutral-called-angry of one model on one set."""
     from emotify_ml.evaluation import evaluate
@@ -118,10 +127,7 @@ def main(argv=None) -> int:
     for name, block in result["sets"].items():
         for model, m in block["rows"].items():
             print(f"| {name} ({m['n']}) | {model} | " + " | ".join(f"{m[c]:.3f}" for c in cols) + " |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_json(result, args.out)
     return 0
 
 

@@ -16,7 +16,6 @@ About 66,000 faces are embedded (20 minutes on 2 busy cores). Prints a table and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "camera_head.json"))
     args = parser.parse_args(argv)
 
-    from accuracy_benchmark import metrics, photo_crops
+    from accuracy_benchmark import metrics, photo_crops, write_json
     from head_balance import choose, rule
 
     from emotify_ml.backbones.camera import camera_augment
@@ -81,11 +80,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['head']}{' **chosen**' if r is chosen else ''} | {r['rule']:.4f} | "
               + " | ".join(f"{r[s][m]:.3f}" for s, m in cols) + " |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": str(model.source), "muxspace_dev": counts, "chosen": chosen["head"],
-                               "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_json({"model": str(model.source), "muxspace_dev": counts, "chosen": chosen["head"], "rows": rows}, args.out)
     return 0
 
 

@@ -29,7 +29,6 @@ Prints tables and writes ``benchmarks/results/framing.json`` (``--effect``: ``fr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,10 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 RESULTS = REPO / "benchmarks" / "results"
+
+from accuracy_benchmark import write_json  # noqa: E402 - a sibling script
 
 
 def measure(faces: np.ndarray, *, scale: int = 4, pad: float = 0.5, detector=None) -> dict[str, np.ndarray]:
@@ -169,9 +171,7 @@ def effect(args) -> int:
     for margin, r in clip["live"].items():
         print(f"  live path, margin {margin}: {r['accuracy']:.3f} (face found in {r['face_found']:.1%} of frames), "
               f"{r['gap_to_crops_points']:+.1f} points against the crops")
-    out = Path(args.out).with_name("framing_effect.json")
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_json(result, Path(args.out).with_name("framing_effect.json"))
     return 0
 
 
@@ -223,10 +223,7 @@ def main(argv=None) -> int:
     print(f"\nderived crop: margin {result['derived']['margin']} (side = {1 + 2 * result['derived']['margin']:.2f} x "
           f"the box), centre shifted by {result['derived']['shift_y']} x the box height "
           f"(horizontal {result['derived']['shift_x']}); in code now: {result['defaults_in_code']}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_json(result, args.out)
     return 0
 
 

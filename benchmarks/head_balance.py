@@ -20,7 +20,6 @@ Prints a table and writes ``benchmarks/results/head_balance.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "head_balance.json"))
     args = parser.parse_args(argv)
 
-    from accuracy_benchmark import metrics
+    from accuracy_benchmark import metrics, write_json
 
     from emotify_ml.data import load_fer2013
     from emotify_ml.data.photos import load_photos
@@ -98,13 +97,9 @@ def main(argv=None) -> int:
     for r in rows:
         mark = " **chosen**" if r is best else ""
         print(f"| {r['tau']:g}{mark} | {r['rule']:.4f} | " + " | ".join(f"{r[s][m]:.3f}" for s, m in cols) + " |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": str(model.source), "runtime": model.runtime, "prior": prior.tolist(),
-                               "rule": "(PublicTest accuracy + muxspace_dev macro-F1) / 2, replacing tau=0 only when higher by > 0.005",
-                               "chosen_tau": best["tau"],
-                               "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_json({"model": str(model.source), "runtime": model.runtime, "prior": prior.tolist(),
+                "rule": "(PublicTest accuracy + muxspace_dev macro-F1) / 2, replacing tau=0 only when higher by > 0.005",
+                "chosen_tau": best["tau"], "rows": rows}, args.out)
     return 0
 
 
