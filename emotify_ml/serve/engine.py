@@ -297,13 +297,12 @@ def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None,
         No model at ``model_uri``, neither a champion nor a shipped model, a model of another
         kind, or one refused (remote without ``allow_remote``, a pickle).
     """
-    from emotify_ml.paths import PACKAGE_DIR
-
+    from emotify_ml.models.kinds import get_kind
     from emotify_ml.models.loading import load_emotion_model
 
     model = load_emotion_model(model_uri, tracking_uri=tracking_uri, allow_remote=allow_remote)
     uri = str(getattr(model, "source", "") or "")
-    shipped = PACKAGE_DIR / "models" / "shipped" / "emotion"
+    shipped = get_kind("emotion").shipped_dir  # the one home of the shipped folders
     if model_uri is not None:
         source = "given"
     elif uri and Path(uri).exists() and Path(uri).resolve() == shipped.resolve():
