@@ -1,0 +1,44 @@
+"""The framing measurement (benchmarks/framing.py) and the head-choice rule (benchmarks/head_balance.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import framing  # noqa: E402
+import head_balance  # noqa: E402
+
+
+def test_measure_maps_the_box_back_to_the_48px_face(sample_data):
+    faces = sample_data.split("Training").images[:12]
+    m = framing.measure(faces, scale=4)
+    found = ~np.isnan(m["boxes"][:, 0])
+    assert found.mean() >= 0.75
+    stats = framing.framing_stats(m["boxes"], m["landmarks"])
+    # FER-2013's crop is about the square of YuNet's box: the measurement behind DEFAULT_MARGIN = 0
+    assert -0.1 < stats["margin"]["median"] < 0.1 and abs(stats["shift_y_over_h"]["median"]) < 0.1
+    assert 0.3 < stats["eye_mid_y_over_side"]["median"] < 0.45
+
+
+def test_framing_stats_of_a_known_box():
+    boxes = np.array([[8.0, 4.0, 32.0, 40.0]])  # a 40-high box centred 0 px off the crop's centre
+    marks = np.array([[[16.0, 18.0], [32.0, 18.0], [24, 26], [18, 34], [30, 34]]])
+    s = framing.framing_stats(boxes, marks)
+    assert s["crop_side_over_box"]["median"] == pytest.approx(1.2) and s["margin"]["median"] == pytest.approx(0.1)
+    assert s["shift_y_over_h"]["median"] == pytest.approx(0.0) and s["eye_dist_over_side"]["median"] == pytest.approx(1 / 3)
+
+
+def test_logit_adjustment_and_the_rule():
+    proba, prior = np.array([[0.5, 0.5]]), np.array([0.8, 0.2])
+    np.testing.assert_allclose(head_balance.adjust(proba, prior, 0.0), proba)
+    np.testing.assert_allclose(head_balance.adjust(proba, prior, 1.0), [[0.2, 0.8]])
+    assert head_balance.rule(0.66, 0.37) == pytest.approx(0.515)
+    rows = [{"rule": 0.514}, {"rule": 0.518}, {"rule": 0.5}]
+    assert head_balance.choose(rows) is rows[0]  # +0.004 is under the 0.005 a replacement needs
+    rows[2]["rule"] = 0.52
+    assert head_balance.choose(rows) is rows[2]
