@@ -134,9 +134,10 @@ def test_a_tracking_store_that_is_not_a_database_is_one_model_error(tmp_path):
         mlflow.set_tracking_uri(previous)  # resolving sets MLflow's store: later tests must not meet this one
 
 
-def test_remote_tracking_store_is_refused(tmp_path):
+@pytest.mark.parametrize("store", ["http://example.invalid:5000", "databricks", "databricks-uc", "databricks://p"])
+def test_remote_tracking_store_is_refused(store):
     with pytest.raises(UntrustedModelError, match="remote tracking store"):
-        load_emotion_model("models:/emotify-emotion@champion", tracking_uri="http://example.invalid:5000")
+        load_emotion_model("models:/emotify-emotion@champion", tracking_uri=store)
 
 
 @pytest.mark.parametrize("error", [ModuleNotFoundError("No module named 'botocore'"),

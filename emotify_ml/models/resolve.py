@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 _LOCAL_STORE_SCHEMES = ("sqlite", "file", "")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_REMOTE_STORES = ("databricks", "databricks-uc", "uc")
+"""Tracking stores MLflow reaches with no ``://`` (``databricks``, ``databricks-uc``): remote too."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def _check_store(store: str, allow_remote: bool) -> None:
     A ``sqlite:///`` store below a file (``sqlite:///<a file>/m.db``) made MLflow raise
     ``FileExistsError`` from deep inside; it is a :class:`ModelNotFoundError` here.
     """
-    if is_remote(store) and not allow_remote:
+    if (is_remote(store) or str(store).split(":", 1)[0].lower() in _REMOTE_STORES) and not allow_remote:
         _refuse_remote("tracking store", store)
     from emotify_ml.exceptions import ConfigError
     from emotify_ml.mlflow_runs import check_tracking_uri
