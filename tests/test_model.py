@@ -134,6 +134,21 @@ def test_a_tracking_store_that_is_not_a_database_is_one_model_error(tmp_path):
         mlflow.set_tracking_uri(previous)  # resolving sets MLflow's store: later tests must not meet this one
 
 
+def test_a_remote_model_registry_is_refused_too(copied_store_uri, monkeypatch):
+    """``MLFLOW_REGISTRY_URI`` may point elsewhere than the local store: a remote one is refused, and the default
+    (the champion) falls back to the shipped model without asking it."""
+    from emotify_ml.models import SHIPPED_DIR, resolve_model
+
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "https://registry.example.invalid")
+    previous = mlflow.get_tracking_uri()
+    try:
+        with pytest.raises(UntrustedModelError, match="remote model registry"):
+            resolve_model("models:/emotify-emotion@champion", tracking_uri=copied_store_uri)
+        assert resolve_model(None, tracking_uri=copied_store_uri).local_dir == str(SHIPPED_DIR / "emotion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 @pytest.mark.parametrize("store", ["http://example.invalid:5000", "databricks", "databricks-uc", "databricks://p"])
 def test_remote_tracking_store_is_refused(store):
     with pytest.raises(UntrustedModelError, match="remote tracking store"):

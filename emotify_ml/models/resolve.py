@@ -117,9 +117,25 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
         import mlflow
 
         _check_store(mlflow.get_tracking_uri(), allow_remote)
+        if uri.startswith("models:/"):
+            _check_registry(allow_remote)
         return _from_store(uri)
     raise ModelNotFoundError(f"model {uri!r} is neither an existing folder nor an MLflow model URI "
                              "(runs:/<run_id>/model, models:/<name>@<alias>, models:/<name>/<version>)")
+
+
+def _remote_store(store) -> bool:
+    """Whether an MLflow tracking or registry URI is off this machine (``http(s)://``, ``databricks``, ...)."""
+    return is_remote(store) or str(store).split(":", 1)[0].lower() in _REMOTE_STORES
+
+
+def _check_registry(allow_remote: bool) -> None:
+    """Refuse a remote model registry (``MLFLOW_REGISTRY_URI``, set apart from the store) without ``allow_remote``."""
+    import mlflow
+
+    registry = mlflow.get_registry_uri()
+    if registry and _remote_store(registry) and not allow_remote:
+        _refuse_remote("model registry", registry)
 
 
 def _check_store(store: str, allow_remote: bool) -> None:
@@ -128,7 +144,7 @@ def _check_store(store: str, allow_remote: bool) -> None:
     A ``sqlite:///`` store below a file (``sqlite:///<a file>/m.db``) made MLflow raise
     ``FileExistsError`` from deep inside; it is a :class:`ModelNotFoundError` here.
     """
-    if (is_remote(store) or str(store).split(":", 1)[0].lower() in _REMOTE_STORES) and not allow_remote:
+    if _remote_store(store) and not allow_remote:
         _refuse_remote("tracking store", store)
     from emotify_ml.exceptions import ConfigError
     from emotify_ml.mlflow_runs import check_tracking_uri
@@ -143,7 +159,8 @@ def _default(spec, registered_name, allow_remote) -> ResolvedModel:
     import mlflow
 
     store = mlflow.get_tracking_uri()
-    if registered_name and not _missing_sqlite_store(store) and (allow_remote or not is_remote(store)):
+    if registered_name and not _missing_sqlite_store(store) and (allow_remote or not (
+            _remote_store(store) or _remote_store(mlflow.get_registry_uri() or store))):
         try:
             return _from_store(f"models:/{registered_name}@champion")
         except ModelNotFoundError as exc:
