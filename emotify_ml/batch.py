@@ -647,8 +647,12 @@ def run_spark(spark, items, model: ResolvedModel, options: ScoringOptions, outpu
         return {"rows": 0, "faces": 0, "errors": 0}
     result = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     staging = f"{output}/_staging-{uuid.uuid4().hex[:12]}"
-    result.write.mode("overwrite").parquet(staging)
-    # the job writes a staging folder; its part files then join the output (a failed job leaves only staging)
+    try:
+        result.write.mode("overwrite").parquet(staging)
+    except BaseException:  # a failed job adds nothing to the output, and leaves no half-written staging folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # the job writes a staging folder; its part files then join the output
     staged = pd.read_parquet(staging, columns=["face_source", "error"])
     for part in Path(staging).glob("part-*.parquet"):
         os.replace(part, Path(output) / part.name)

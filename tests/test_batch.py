@@ -230,6 +230,21 @@ def test_champion_alias_is_resolved_to_its_version(model_dir, copied_store_uri):
     assert (Path(resolved.local_dir) / "MLmodel").is_file()
 
 
+def test_a_failed_spark_job_leaves_no_staging_folder(spark, inputs, model_dir, tmp_path, monkeypatch):
+    from pyspark.sql import DataFrameWriter
+
+    def lost(self, path, *args, **kwargs):  # the job dies after writing part of its staging folder
+        Path(path).mkdir(parents=True)
+        (Path(path) / "part-00000.parquet").write_bytes(b"half a part")
+        raise RuntimeError("executor lost")
+
+    monkeypatch.setattr(DataFrameWriter, "parquet", lost)
+    out = tmp_path / "scores"
+    with pytest.raises(RuntimeError, match="executor lost"):
+        score_batch(inputs / "face0.jpg", out, engine="spark", model=model_dir, session=spark, progress=False)
+    assert list(out.iterdir()) == []
+
+
 def test_spark_gives_the_same_rows_as_local(spark, local_output, inputs, model_dir, tmp_path):
     out = tmp_path / "spark_scores"
     summary = score_batch(inputs, out, engine="spark", session=spark, model=model_dir, spark=SparkOptions(partitions=2),
