@@ -15,7 +15,7 @@ Usage::
     nice -n 0 python benchmarks/live_benchmark.py --suite     # everything side by side: benchmarks/results/live_speed.json
 
 ``--suite`` runs, taking turns for ``--rounds`` rounds (best and median FPS): 1 face, 3 faces and
-``--actions`` (the person clip), with and without ``--detect-every`` and a pose every 2 frames, each for
+``--actions`` (the person clip), with and without ``--detect-every`` and ``--pose-every 2``, each for
 runtime ``keras`` and ``compiled int8``, and a fer-style loop on the 1-face clip (:func:`fer_style_run`:
 OpenCV's Haar cascade as fer uses it by default, and the fer model from ``fer_peer.py``; the fer package
 itself is not installed, so its loop is emulated). Each speed-up's labels are compared with the same run
@@ -312,8 +312,8 @@ LIVE_CONFIGS = (
     ("3 faces", "3 faces", {}, None),
     ("3 faces, --detect-every 3", "3 faces", {"detect_every": 3}, None),
     ("1 face and its body, --actions", "person", {}, 1),
-    ("1 face and its body, --actions, pose every 2", "person", {}, 2),
-    ("1 face and its body, --actions, --detect-every 2, pose every 2", "person", {"detect_every": 2}, 2),
+    ("1 face and its body, --actions --pose-every 2", "person", {}, 2),
+    ("1 face and its body, --actions --pose-every 2 --detect-every 2", "person", {"detect_every": 2}, 2),
 )
 
 
@@ -429,7 +429,7 @@ def markdown(report) -> str:
                      + " | ".join(cell(s) for s in ("detect", "crop", "embed", "classify", "track", "actions", "draw"))
                      + f" | {ms['total']['mean']:.2f} ({ms['total']['p95']:.2f}) | "
                      + (f"{pct(row['agreement_with']['emotion_label_agreement'])} / "
-                        f"{pct(row['agreement_with']['action_label_agreement'])} |" if "agreement_with" in row else "|"))
+                        f"{pct(row['agreement_with']['action_label_agreement'])} |" if "agreement_with" in row else "– |"))
     lines += ["", "| faces | jitter | det_size | detect every | frames with the face | raw accuracy | "
               "agreement raw / smoothed | detect ms | total ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in report.get("det_size_sweep", []) + report.get("detect_every_sweep", []):
