@@ -38,6 +38,11 @@ def test_shipped_model_is_the_fallback_and_scores_the_sample(tmp_path, sample_da
 def test_shipped_model_loads_through_mlflow_pyfunc(sample_data):
     out = mlflow.pyfunc.load_model(str(SHIPPED_MODEL_DIR)).predict(sample_data.images[:3])
     assert list(out.columns) == [*EMOTIONS, "label"]
+    # the pyfunc runs the compiled graph, as load_model's runtime="auto" does: same numbers
+    from emotify_ml.models import load_model
+
+    expected = load_model(SHIPPED_MODEL_DIR).predict_proba(sample_data.images[:3])
+    np.testing.assert_allclose(out[list(EMOTIONS)].to_numpy(), expected, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["emotion", "action"])

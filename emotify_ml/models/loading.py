@@ -94,9 +94,16 @@ def load_resolved(resolved: ResolvedModel, *, kind: str = "emotion", runtime: st
 
 
 def load_artifacts(folder: Path, *, source: str) -> FittedModel:
-    """The :class:`FittedModel` of a model's ``artifacts`` folder, of whatever kind it says (the pyfunc loader)."""
+    """The :class:`FittedModel` of a model's ``artifacts`` folder, of whatever kind it says (the pyfunc loader).
+
+    An emotion model with a compiled graph runs it, as :func:`load_model`'s ``runtime="auto"`` does.
+    """
     meta = read_meta(folder, source=source)
-    return FittedModel(load_estimator(folder, source=source), kind=meta.get("kind", "emotion"), source=source)
+    kind = meta.get("kind", "emotion")
+    compiled = _compiled(folder.parent, "auto", source) if kind == "emotion" else None
+    if compiled is not None:
+        return FittedModel(None, compiled=compiled[0], runtime=compiled[1], kind=kind, source=source)
+    return FittedModel(load_estimator(folder, source=source), kind=kind, source=source, runtime="keras")
 
 
 def _check_runtime(runtime: str) -> None:
