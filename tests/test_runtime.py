@@ -234,3 +234,22 @@ def test_shipped_compiled_parity_on_the_bundled_sample(sample_data):
     full = manifest["parity"]["int8"].get("fer2013_PrivateTest")
     if full:  # measured at export on the full PrivateTest: within the issue's bounds
         assert full["label_agreement"] >= 0.985 and abs(full["accuracy_delta_points"]) <= 0.7
+
+
+@pytest.mark.skipif(not has_compiled(SHIPPED), reason="the shipped model has no compiled artifact")
+def test_live_on_a_photo_with_the_default_model_imports_no_tensorflow_nor_mlflow(tmp_path, sample_data):
+    """Start-up: no store in the working folder, so the default (shipped, compiled) model needs neither."""
+    import cv2
+
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), cv2.resize(sample_data.images[0], (192, 192)))
+    script = ("import sys; from emotify_ml.live.__main__ import main; "
+              f"code = main(['--source', {str(photo)!r}, '--no-display', '--quiet', "
+              f"'--jsonl', {str(tmp_path / 'f.jsonl')!r}]); "
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'mlflow')); "
+              "print('HEAVY', heavy); sys.exit(code or (1 if heavy else 0))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert (tmp_path / "f.jsonl").read_text().strip()

@@ -209,8 +209,10 @@ def run_live(source, stream, *, display: Display | None = None, video=None, json
     return summary
 
 
-def _store() -> str:
-    """MLflow's tracking store, for messages (mlflow is imported only when a message names it: start-up time)."""
+def _store(tracking_uri=None) -> str:
+    """The tracking store, for messages (mlflow is imported only when none was named: start-up time)."""
+    if tracking_uri:
+        return str(tracking_uri)
     import mlflow
 
     return mlflow.get_tracking_uri()
@@ -239,14 +241,17 @@ def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = F
         Nothing loadable, a model of another kind, or one refused (remote, pickled); the message
         says what to pass instead.
     """
+    from emotify_ml.mlflow_runs import DEFAULT_TRACKING_URI
     from emotify_ml.models import KINDS, load_emotion_model
 
+    # MLflow's own default, named here so that a store that does not exist costs no mlflow import
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     model = load_emotion_model(uri, tracking_uri=tracking_uri, allow_remote=allow_remote, runtime=runtime)
     source = str(model.source)
     if uri is None and source == str(KINDS["emotion"].shipped_dir):  # the fallback: say why
-        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {_store()}")
+        say(f"model: the model shipped with the package ({source}); no champion in the tracking store {_store(tracking_uri)}")
     elif source.startswith("models:"):
-        say(f"model: {source} (tracking store {_store()})")
+        say(f"model: {source} (tracking store {_store(tracking_uri)})")
     else:
         say(f"model: {source}")
     return model

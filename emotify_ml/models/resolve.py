@@ -95,6 +95,8 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
         champion nor a shipped model.
     """
     spec = get_kind(kind)
+    if uri is None and tracking_uri and _missing_sqlite_store(str(tracking_uri)):
+        return _shipped(spec, registered_name or spec.registered_name, tracking_uri)  # no store, no mlflow import
     if tracking_uri:
         import mlflow  # imported only where a store is used: a local folder needs none (start-up time)
 
@@ -165,6 +167,11 @@ def _default(spec, registered_name, allow_remote) -> ResolvedModel:
             return _from_store(f"models:/{registered_name}@champion")
         except ModelNotFoundError as exc:
             log.info("no champion in the tracking store %s (%s); using the shipped model", store, exc)
+    return _shipped(spec, registered_name, store)
+
+
+def _shipped(spec, registered_name, store) -> ResolvedModel:
+    """The model shipped with the package for ``spec``'s kind (the default when the store has no champion)."""
     shipped = spec.shipped_dir
     if not (shipped / "MLmodel").exists():
         where = f"the tracking store {store} has no models:/{registered_name}@champion and " if registered_name else ""
