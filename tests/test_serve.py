@@ -136,6 +136,27 @@ def test_websocket_actions_and_an_engine_made_by_the_lifespan(make_client, jpeg)
         assert "actions" not in ws.receive_json()["faces"][0]
 
 
+def test_pose_every_holds_per_connection(jpeg):
+    """One action predictor per stream: ``pose_every=3`` estimates poses on frames 0 and 3 of 5, per connection."""
+    import cv2
+
+    from emotify_ml.actions.live import ActionPredictor
+
+    calls = []
+
+    def pose(frame):
+        calls.append(1)
+        return []
+
+    engine = make_engine(action_loader=lambda: ActionPredictor(pose, None, np.zeros((7, 20)), pose_every=3))
+    frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    for _ in range(2):  # a second connection starts its own count
+        stream = engine.open_stream(actions=True)
+        for _ in range(5):
+            stream.update(frame)
+    assert len(calls) == 4
+
+
 def test_actions_unavailable_is_503_without_paths(make_client, jpeg):
     def broken():
         raise ModelNotFoundError(f"no action model in {REPO}/emotify_ml/models/shipped/action")

@@ -218,23 +218,29 @@ class _ThreadStep:
 
 
 class _LockedActions:
-    """The shared action predictor, called under a lock, with this caller's own smoothing state.
+    """One connection's action predictor: the shared pose estimator and action model, called under a lock,
+    with this connection's own state (smoothing, and the last pose estimate that ``pose_every`` reuses).
 
-    The pose estimator is reset before each frame, so one connection's body track never
-    leaks into another's.
+    The predictor is copied once per connection, not per frame, so ``pose_every > 1`` skips
+    pose estimates as in the live app. The shared pose estimator is reset before each frame,
+    so one connection's body track never leaks into another's.
     """
 
     def __init__(self, predictor, lock, options):
-        self._predictor = predictor
         self._lock = lock
         self.smoothing = options.smoothing.make()
         self.last_timings: dict[str, float] = {}
+        self._mine = copy.copy(predictor)
+        if hasattr(self._mine, "smoothing"):
+            self._mine.smoothing = self.smoothing
+        with lock:
+            reset = getattr(self._mine, "reset", None)
+            if reset is not None:  # this copy's own people cache (a fresh dict), not the shared one
+                reset()
 
     def predict(self, frame, boxes, proba, track_ids=None):
+        mine = self._mine
         with self._lock:
-            mine = copy.copy(self._predictor)
-            if hasattr(mine, "smoothing"):
-                mine.smoothing = self.smoothing
             reset = getattr(getattr(mine, "pose_estimator", None), "reset", None)
             if reset is not None:
                 reset()
