@@ -10,6 +10,9 @@ identity in ``provenance.json``. The URI is resolved once by :func:`emotify_ml.m
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -54,17 +57,37 @@ def main(cfg: DictConfig) -> None:
                           params={k: v for k, v in run.data.params.items()
                                   if k.startswith(("dataset.", "features.", "classifier.", "pipeline.", "experiment"))})
     kind = cfg.kind or model_kind(resolved)
-    dest = export_model(resolved, cfg.dest or KINDS[kind].shipped_dir, kind=kind, provenance=provenance,
-                        trust_pickle=cfg.trust_pickle)
+    dest = Path(cfg.dest or KINDS[kind].shipped_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    try:  # assembled (and compiled) beside dest, swapped in at the end: a failure leaves dest as it was
+        staged = export_model(resolved, staging / "model", kind=kind, provenance=provenance,
+                              trust_pickle=cfg.trust_pickle)
+        if kind == "emotion" and cfg.compile:
+            compile_shipped(staged, resolved)
+        if dest.exists():
+            dest.rename(staging / "previous")
+        staged.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("shipped %s (%s model) to %s", resolved.uri, kind, dest)
-    if kind == "emotion" and cfg.compile:  # the TF-free compiled runtime (pipelines.export) beside it
-        from emotify_ml.runtime.export import ExportError
-        from pipelines.export import compile_folder
 
-        try:
-            compile_folder(dest, resolved)
-        except ExportError as exc:
-            log.info("not compiled (scoring keeps the keras pipeline): %s", exc)
+
+def compile_shipped(folder: Path, resolved) -> None:
+    """The TF-free compiled runtime (as ``pipelines.export``) in ``folder``; a model that cannot be compiled ships
+    without it, any other failure is one :class:`ModelError` line and nothing is shipped."""
+    from emotify_ml.exceptions import ModelError
+    from emotify_ml.runtime.export import ExportError
+    from pipelines.export import compile_folder
+
+    try:
+        compile_folder(folder, resolved)
+    except ExportError as exc:
+        log.info("not compiled (scoring keeps the keras pipeline): %s", exc)
+    except Exception as exc:  # noqa: BLE001 - any failure: the shipped folder stays as it was
+        line = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ModelError(f"not shipped: compiling {resolved.uri} failed ({line}); the shipped folder is unchanged "
+                         "(compile=false ships it without the compiled runtime)") from exc
 
 
 if __name__ == "__main__":

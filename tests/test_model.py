@@ -313,3 +313,34 @@ def test_ship_model_pins_the_champion_and_records_it(fitted, tracking_uri, tmp_p
     assert provenance["source"] == "models:/emotify-emotion@champion"
     assert (provenance["registered_version"], provenance["run_id"]) == ("emotify-emotion/1", run.info.run_id)
     assert load_emotion_model(tmp_path / "shipped").kind == "emotion"
+
+
+@pytest.mark.parametrize("failure", ["export", "crash"])
+def test_ship_model_compile_failure_leaves_the_shipped_folder_as_it_was(failure, hog_model_dir, hydra_main, tmp_path,
+                                                                       monkeypatch, capsys):
+    """A model that cannot be compiled ships without the compiled runtime; any other compile failure ships nothing."""
+    from pathlib import Path
+
+    import pipelines.export
+    from emotify_ml.runtime.export import ExportError
+
+    def broken(folder, resolved):
+        assert Path(folder).is_dir() and tmp_path / "shipped" not in Path(folder).parents
+        raise ExportError("no CNN step") if failure == "export" else RuntimeError("converter\nexploded")
+
+    monkeypatch.setattr(pipelines.export, "compile_folder", broken)
+    dest = tmp_path / "shipped"
+    dest.mkdir()
+    (dest / "old.txt").write_text("the model shipped before")
+    overrides = (f"model={hog_model_dir}", f"dest={dest}", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db")
+    if failure == "export":
+        hydra_main("pipelines.ship_model", *overrides)
+        assert load_emotion_model(dest).kind == "emotion" and not (dest / "old.txt").exists()
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            hydra_main("pipelines.ship_model", *overrides)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not shipped" in err[0] and "RuntimeError: converter exploded" in err[0], err
+        assert [p.name for p in dest.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "mlflow.db") == ["shipped"]  # no staging left
