@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import sys
 
@@ -156,6 +157,63 @@ def exit_on_error(fn):
                 sys.exit(EXIT_USAGE)
 
     return wrapper
+
+
+def config_errors_exit_2(main):
+    """Put above ``@hydra.main``: Hydra's own config errors as one line and exit code 2, as every config error.
+
+    An override Hydra cannot parse (``frame_stride=[``), a key that does not exist
+    (``bogus=1``), a value of the wrong type (``frame_stride=abc``), an unknown config
+    group option: Hydra raises them before the task starts (so :func:`exit_on_error` never
+    sees them) and prints them over several lines with exit code 1. Here they print
+    ``error: <override>: <what is wrong>`` and exit 2. ``HYDRA_FULL_ERROR=1`` keeps Hydra's
+    own report.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        import os
+
+        if os.environ.get("HYDRA_FULL_ERROR"):
+            return main(*args, **kwargs)
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing and exiting 1; restored below
+        try:
+            return main(*args, **kwargs)
+        except Exception as exc:
+            line = config_error_line(exc)
+            if line is None:
+                raise
+            print(f"error: {line}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        finally:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+
+    return wrapper
+
+
+def config_error_line(exc: BaseException) -> str | None:
+    """One line for an error Hydra raises while composing the config (None for any other error)."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    def first_line(error) -> str:
+        return (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
+
+    if isinstance(exc, OverrideParseException):
+        return (f"{exc.override}: not a valid override ({first_line(exc.message)}); "
+                "see https://hydra.cc/docs/advanced/override_grammar/basic/")
+    if not isinstance(exc, (ConfigCompositionException, MissingConfigException, OmegaConfBaseException)):
+        return None
+    parts = [first_line(exc)]
+    if isinstance(exc.__cause__, OmegaConfBaseException):
+        parts.append(first_line(exc.__cause__))
+    lines = str(exc).splitlines()
+    hint = next((i for i, line in enumerate(lines) if line.startswith(("To append", "Available options"))), None)
+    if hint is not None:  # "Available options in 'classifier':" then one option per indented line
+        options = list(itertools.takewhile(str.strip, (line.strip() if line[:1] in " \t" else ""
+                                                       for line in lines[hint + 1:])))
+        parts[-1] += "; " + lines[hint].strip() + (" " + ", ".join(options) if options else "")
+    return " ".join(": ".join(parts).split())
 
 
 @contextlib.contextmanager

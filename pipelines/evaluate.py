@@ -23,7 +23,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines._common import CONFIG_PATH, build, exit_on_error, to_dict
+from pipelines._common import CONFIG_PATH, build, config_errors_exit_2, exit_on_error, to_dict
 
 log = logging.getLogger("emotify.evaluate")
 
@@ -124,6 +124,7 @@ def summary_table(report: dict, name: str, identity: dict) -> str:
     return "\n".join(lines)
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="evaluate", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines._common import CONFIG_PATH, exit_on_error
+from pipelines._common import CONFIG_PATH, config_errors_exit_2, exit_on_error
 
 log = logging.getLogger("emotify.export")
 
@@ -79,6 +79,7 @@ def compile_folder(folder, resolved, *, variants=("int8", "float32"), quantizati
     return dest
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="export", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> None:

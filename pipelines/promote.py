@@ -11,9 +11,10 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines._common import CONFIG_PATH, exit_on_error, to_dict
+from pipelines._common import CONFIG_PATH, config_errors_exit_2, exit_on_error, to_dict
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="promote", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> bool:

@@ -16,7 +16,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pipelines._common import CONFIG_PATH, build, exit_on_error, job_info, to_dict
+from pipelines._common import CONFIG_PATH, build, config_errors_exit_2, exit_on_error, job_info, to_dict
 
 log = logging.getLogger("emotify.run")
 
@@ -174,6 +174,7 @@ def compose(overrides=()) -> DictConfig:
     return cfg
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="run", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines._common import CONFIG_PATH, exit_on_error
+from pipelines._common import CONFIG_PATH, config_errors_exit_2, exit_on_error
 
 SCHEMA = "score_batch_schema"
 """Name of the :class:`~emotify_ml.batch.BatchOptions` schema in the ConfigStore (first in the yaml's defaults)."""
@@ -46,6 +46,7 @@ def to_options(cfg: DictConfig):
 register_schema()  # before @hydra.main composes (Hydra's structured-config pattern; pipelines only)
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="score_batch", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> dict:

@@ -17,11 +17,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines._common import CONFIG_PATH, exit_on_error
+from pipelines._common import CONFIG_PATH, config_errors_exit_2, exit_on_error
 
 log = logging.getLogger("emotify.ship_model")
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="ship_model", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pipelines._common import CONFIG_PATH, build, exit_on_error, to_dict
+from pipelines._common import CONFIG_PATH, build, config_errors_exit_2, exit_on_error, to_dict
 
 log = logging.getLogger("emotify.train_backbone")
 
@@ -84,6 +84,7 @@ def train(cfg: DictConfig) -> dict:
         return {**summary, **metrics}
 
 
+@config_errors_exit_2
 @hydra.main(config_path=CONFIG_PATH, config_name="train_backbone", version_base="1.3")
 @exit_on_error
 def main(cfg: DictConfig) -> None:

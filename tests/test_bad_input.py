@@ -180,6 +180,25 @@ def test_ship_model_without_a_champion_and_score_batch_without_input_are_one_lin
     assert not (tmp_path / "shipped").exists()
 
 
+@pytest.mark.parametrize("module, override, message", [
+    ("pipelines.score_batch", "frame_stride=abc", "error: Error merging override frame_stride=abc: Value 'abc' of "
+                                                  "type 'str' could not be converted to Integer"),
+    ("pipelines.score_batch", "frame_stride=[", "error: frame_stride=[: not a valid override (no viable alternative"),
+    ("pipelines.score_batch", "bogus=1", "error: Could not override 'bogus': Key 'bogus' not in 'BatchOptions'; "
+                                         "To append to your config use +bogus=1"),
+    ("pipelines.run", "classifier=nope", "error: In 'run': Could not find 'classifier/nope'; Available options in "
+                                         "'classifier': "),
+])
+def test_hydra_override_errors_are_one_line_exit_2(module, override, message, hydra_main, monkeypatch, capsys):
+    """Errors Hydra raises while composing (type, grammar, unknown key, unknown option): one line, exit 2."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as info:
+        hydra_main(module, override)
+    assert info.value.code == 2
+    assert one_error_line(capsys.readouterr().err).startswith(message)
+    assert "HYDRA_FULL_ERROR" not in os.environ  # set only while Hydra runs
+
+
 def test_check_tracking_uri_accepts_the_stores_mlflow_has():
     from emotify_ml.mlflow_runs import check_tracking_uri
 
