@@ -223,6 +223,39 @@ def test_alias_is_pinned_and_its_version_recorded(fitted, copied_store_uri):
     assert (latest.name, latest.version) == ("emotify-emotion", "2")
 
 
+def test_store_models_are_downloaded_once_into_the_cache(fitted, copied_store_uri, monkeypatch):
+    """models:/ (alias or version) and runs:/ loads download once into EMOTIFY_CACHE_DIR/models, then reuse it."""
+    from pathlib import Path
+
+    import mlflow.artifacts
+
+    from emotify_ml.models import resolve_model
+
+    mlflow.set_tracking_uri(copied_store_uri)
+    with mlflow.start_run() as run:
+        write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
+    mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
+    downloads = []
+    real = mlflow.artifacts.download_artifacts
+
+    def counting(**kwargs):
+        downloads.append(kwargs["artifact_uri"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", counting)
+    cache = Path(os.environ["EMOTIFY_CACHE_DIR"]) / "models"
+    dirs = set()
+    for uri in ("models:/emotify-emotion@champion", "models:/emotify-emotion/1", f"runs:/{run.info.run_id}/model",
+                "models:/emotify-emotion@champion", f"runs:/{run.info.run_id}/model"):
+        resolved = resolve_model(uri, tracking_uri=copied_store_uri)
+        assert Path(resolved.local_dir).parent == cache and (Path(resolved.local_dir) / "MLmodel").is_file()
+        dirs.add(resolved.local_dir)
+    assert downloads == ["models:/emotify-emotion/1", f"runs:/{run.info.run_id}/model"]
+    assert len(dirs) == 2 and sorted(p.name for p in cache.iterdir()) == sorted(Path(d).name for d in dirs)
+    assert load_emotion_model("models:/emotify-emotion@champion", tracking_uri=copied_store_uri).version == "1"
+    assert len(downloads) == 2
+
+
 def test_runtime_auto_uses_the_compiled_model_when_there_is_one(saved, faces, monkeypatch):
     X, _ = faces
     (saved / "artifacts" / "compiled").mkdir()

@@ -10,6 +10,12 @@ Models load only from
 
 Anything remote (``http(s)://``, ``s3://``, ``gs://``, a remote tracking server, ...) is
 refused unless ``allow_remote=True``.
+
+A model version or a run's model of the tracking store is downloaded once, into
+``<cache dir>/models/<key>`` (:func:`emotify_ml.paths.cache_dir`: ``$EMOTIFY_CACHE_DIR`` or
+the user's cache folder), keyed by the store, the registry and the version (its run and
+creation time, so a store made anew never meets an old copy) or the run, and reused by
+the next load.
 """
 
 from __future__ import annotations
@@ -186,29 +192,91 @@ def _from_store(uri: str) -> ResolvedModel:
     from mlflow.exceptions import MlflowException
 
     name = version = None
+    identity = uri if uri.startswith("runs:/") else None  # run ids are random uuids: one run, one folder
     if uri.startswith("models:/"):
         ref = uri[len("models:/"):]
         try:
+            found = None
             if "@" in ref:
                 name, alias = ref.split("@", 1)
-                version = str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+                found = mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+                version = str(found.version)
                 uri = f"models:/{name}/{version}"
             elif "/" in ref and ref.rsplit("/", 1)[-1].isdigit():
                 name, version = ref.rsplit("/", 1)
+                found = mlflow.MlflowClient().get_model_version(name, version)
+            if found is not None:  # a store made anew reuses name/version: the run and the time tell them apart
+                identity = f"{uri} run {found.run_id} created {found.creation_timestamp}"
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
         except Exception as exc:  # noqa: BLE001 - the store itself fails (sqlalchemy: "file is not a database")
             raise ModelError(f"cannot open the tracking store {mlflow.get_tracking_uri()!r} to find {uri!r}: "
                              f"{_first_line(exc)}") from None
-    return _download(uri, version, name)
+    return _download(uri, version, name, identity=identity)
 
 
-def _download(uri: str, version, name) -> ResolvedModel:
+def _download(uri: str, version, name, *, identity: str | None = None) -> ResolvedModel:
+    """Download ``uri``; with an ``identity`` (a model version or a run of this store), once into the model cache."""
+    try:
+        local_dir = _fetch(uri) if identity is None else _cached(uri, identity)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the cache folder cannot be written (read-only, full disk)
+        raise ModelError(f"cannot cache model {uri!r} in {_model_cache()}: {_first_line(exc)} (set "
+                         "EMOTIFY_CACHE_DIR to a writable folder)") from None
+    return _checked(ResolvedModel(uri, str(local_dir), version, name))
+
+
+def _model_cache() -> Path:
+    from emotify_ml.paths import cache_dir
+
+    return cache_dir() / "models"
+
+
+def _cached(uri: str, identity: str) -> Path:
+    """The cached copy of a model of the tracking store, downloaded on first use.
+
+    Keyed by the tracking store and registry URIs and ``identity``; the copy is downloaded
+    into a temporary folder beside the cache entry and renamed into place, so a cache entry
+    is always complete and two processes loading at once both end with one good copy.
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    key = hashlib.sha256(f"{mlflow.get_tracking_uri()}\n{mlflow.get_registry_uri()}\n{identity}".encode()).hexdigest()
+    final = _model_cache() / key[:32]
+    if (final / "MLmodel").is_file():
+        log.debug("model %s from the cache %s", uri, final)
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        fetched = Path(_fetch(uri, staging / "model"))
+        if final.exists() and not (final / "MLmodel").is_file():  # a damaged entry (edited by hand): replace it
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            fetched.rename(final)
+        except OSError:
+            if not (final / "MLmodel").is_file():  # another process won the race with a good copy: use it
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _fetch(uri: str, dst_path: Path | None = None) -> str:
+    """``mlflow.artifacts.download_artifacts`` with its failures as one :class:`ModelNotFoundError` line."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     try:
-        local_dir = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+        if dst_path is None:
+            return mlflow.artifacts.download_artifacts(artifact_uri=uri)
+        dst_path.mkdir()
+        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst_path))
     except MlflowException as exc:
         raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
     except ImportError as exc:  # e.g. s3:// without boto3: say what is missing, in one line
@@ -216,7 +284,6 @@ def _download(uri: str, version, name) -> ResolvedModel:
                                  "storage, or download the folder yourself and pass it)") from None
     except Exception as exc:  # noqa: BLE001 - storage clients raise their own types (botocore's NoCredentialsError, ...)
         raise ModelNotFoundError(f"cannot download model {uri!r}: {_first_line(exc)}") from None
-    return _checked(ResolvedModel(uri, str(local_dir), version, name))
 
 
 def _first_line(exc: BaseException) -> str:
