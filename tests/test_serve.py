@@ -430,8 +430,8 @@ def test_bad_videos_are_clean_4xx_and_leave_no_file(make_client, video, tmp_path
 
 def test_video_upload_is_deleted_when_the_client_goes_away(tmp_path, video):
     """The NDJSON generator deletes its file when closed early (a client that disconnects mid-answer)."""
+    from emotify_ml.io.frames import VideoFile
     from emotify_ml.serve.app import _video_lines
-    from emotify_ml.serve.engine import VideoReader
 
     path = tmp_path / "upload.video"
     path.write_bytes(video)
@@ -439,7 +439,7 @@ def test_video_upload_is_deleted_when_the_client_goes_away(tmp_path, video):
 
     async def first_line_then_leave():
         app.state.executor = ThreadPoolExecutor(1)
-        lines = _video_lines(app, make_engine(), VideoReader(path), str(path), 1, None, time.perf_counter())
+        lines = _video_lines(app, make_engine(), VideoFile(path), str(path), 1, None, time.perf_counter())
         first = json.loads(await lines.__anext__())
         await lines.aclose()
         app.state.executor.shutdown()

@@ -3,7 +3,8 @@
 * :func:`decode_image`, :func:`read_image`, :func:`load_image`: one picture (bytes, a path, or an array)
   as a BGR frame;
 * :func:`read_video`: the frames of a video file, every ``stride``-th one in ``[start, end)``
-  (batch scoring and :func:`emotify_ml.analyze_video`);
+  (batch scoring and :func:`emotify_ml.analyze_video`); :class:`VideoFile`: the same with the
+  file's frame rate and length, a limit in seconds and a close from another thread (the server);
 * :func:`open_source`: a camera, a video file or stream, an image file or a folder of images, read
   in its own thread (live scoring).
 
@@ -23,6 +24,7 @@ caller's thread.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -289,43 +291,34 @@ class StreamSource(_LiveCaptureSource):
 class VideoSource(FrameSource):
     """A video file; every ``stride``-th frame of ``[start, end)`` is delivered in order, timestamped with its media time.
 
-    The frames come from :func:`read_video`, the one video reader of every app.
+    The frames come from :class:`VideoFile` (:func:`read_video`), the one video reader of every app.
     """
 
     kind = "video"
 
     def __init__(self, path, *, stride: int = 1, start: int = 0, end: int | None = None):
         path = Path(path)
-        cap = cv2.VideoCapture(str(path))
-        opened = cap.isOpened()
-        fps = cap.get(cv2.CAP_PROP_FPS) if opened else 0.0
-        self.n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None if opened else None
-        cap.release()
-        if not opened:
-            raise SourceError(f"cannot read {str(path)!r}: not a video, image or folder OpenCV can open")
-        self._reader = read_video(path, stride=stride, start=start, end=end)
         try:
-            self._first = next(self._reader)
-        except (StopIteration, InputError):
-            self._reader.close()
-            raise SourceError(f"cannot read {str(path)!r}: the video has no decodable frame") from None
-        super().__init__(f"video {path.name}", fps=fps if fps and 1.0 <= fps <= 1000.0 else None)
+            self._video = VideoFile(path, stride=stride, start=start, end=end)
+        except InputError as exc:
+            raise SourceError(f"cannot read {str(path)!r}: {exc}") from None
+        self.n_frames = self._video.n_frames
+        super().__init__(f"video {path.name}", fps=self._video.nominal_fps)
         self._whole = stride == 1 and end is None  # only then is a short read a damaged file
 
     def _frames(self):
-        fps = self.fps or 30.0
         last = None
-        frame, self._first = self._first, None
-        while frame is not None and not self._stop.is_set():
+        for frame in self._video.frames():
+            if self._stop.is_set():
+                return
             last = frame.index
-            yield Frame(frame.index, frame.index / fps, frame.image)
-            frame = next(self._reader, None)
-        if frame is None and self._whole and self.n_frames and last is not None and last < self.n_frames - 1:
+            yield frame
+        if self._whole and self.n_frames and last is not None and last < self.n_frames - 1:
             log.warning("%s ended after %d of %d frames (truncated or damaged file)", self.description, last + 1,
                         self.n_frames)
 
     def _release(self) -> None:
-        self._reader.close()
+        self._video.close()
 
 
 class ImageSource(FrameSource):
@@ -481,6 +474,87 @@ def read_video(path, *, stride: int = 1, start: int = 0, end: int | None = None)
             raise InputError("the video has no decodable frame")
     finally:
         cap.release()
+
+
+class VideoFile:
+    """A video file opened for reading: its frame rate and length, and its frames (:func:`read_video`'s).
+
+    Opening decodes the first frame in range, so a file that is not a decodable video fails at
+    once. :meth:`close` may be called from another thread while a frame is being read: it waits
+    for that frame, then releases the file.
+
+    Parameters
+    ----------
+    path : str or path
+    stride, start, end : int
+        As :func:`read_video`.
+    max_seconds : float, optional
+        Stop before the frame at this media time (a limit on the work one file may cause).
+    default_fps : float
+        Frame rate assumed for timestamps and ``max_seconds`` when the file gives none.
+
+    Attributes
+    ----------
+    nominal_fps : float or None
+        The file's own frame rate (None when it gives none, or one outside [1, 1000]).
+    fps : float
+        ``nominal_fps``, else ``default_fps``; frame timestamps are ``index / fps``.
+    n_frames : int or None
+        Frames the file says it has.
+
+    Raises
+    ------
+    InputError
+        OpenCV cannot open the file, or it has no decodable frame in range (the message never names the path).
+    """
+
+    def __init__(self, path, *, stride: int = 1, start: int = 0, end: int | None = None,
+                 max_seconds: float | None = None, default_fps: float = 30.0):
+        cap = cv2.VideoCapture(str(path))
+        opened = cap.isOpened()
+        fps = cap.get(cv2.CAP_PROP_FPS) if opened else 0.0
+        n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if opened else 0
+        cap.release()
+        if not opened:
+            raise InputError("not a video OpenCV can open")
+        self.nominal_fps = fps if fps and 1.0 <= fps <= 1000.0 else None
+        self.fps = self.nominal_fps or float(default_fps)
+        self.n_frames = n_frames if n_frames > 0 else None
+        if max_seconds is not None:
+            limit = max(start, math.ceil(max_seconds * self.fps))
+            end = limit if end is None else min(end, limit)
+        self._lock = threading.Lock()
+        self._reader = read_video(path, stride=stride, start=start, end=end)
+        self._first = next(self._reader, None)  # read_video's InputError (no decodable frame) passes through
+        if self._first is None:
+            self._reader.close()
+            raise InputError(f"the video has no frame in [{start}, {end})")
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds, when the file says how many frames it has."""
+        return None if not self.n_frames else self.n_frames / self.fps
+
+    def frames(self):
+        """Yield the :class:`Frame` objects in range, timestamped ``index / fps`` (once: the file is read as it goes)."""
+        frame, self._first = self._first, None
+        while frame is not None:
+            yield Frame(frame.index, frame.index / self.fps, frame.image)
+            with self._lock:
+                frame = None if self._reader is None else next(self._reader, None)
+
+    def close(self) -> None:
+        """Release the file (safe to call twice, and from another thread)."""
+        with self._lock:
+            reader, self._reader, self._first = self._reader, None, None
+        if reader is not None:
+            reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def to_bgr(image: np.ndarray) -> np.ndarray:

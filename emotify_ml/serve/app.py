@@ -250,19 +250,20 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
         """Send the video as the multipart field `video` or as the raw body. The answer streams one JSON line
         per scored frame (faces with track ids and smoothed probabilities), then a summary line. The upload
         is staged in a temporary file that is deleted when the answer ends, however it ends."""
-        from emotify_ml.serve.engine import VideoReader
+        from emotify_ml.io.frames import VideoFile
 
         start = time.perf_counter()
         path = await _stage_upload(request, settings)
+        limit = settings.max_video_seconds if max_seconds is None else min(max_seconds, settings.max_video_seconds)
         try:
-            reader = await run_blocking(app, VideoReader, path)
+            reader = await run_blocking(app, VideoFile, path, stride=stride, max_seconds=limit)
         except EmotifyError as exc:
             _delete(path)
-            raise UnsupportedMediaError(str(exc)) from None
+            raise UnsupportedMediaError(f"not a video this server can decode ({exc}; try MP4, WebM, AVI or MOV)") \
+                from None
         except BaseException:
             _delete(path)
             raise
-        limit = settings.max_video_seconds if max_seconds is None else min(max_seconds, settings.max_video_seconds)
         lines = _video_lines(app, engine, reader, path, stride, limit, start)
         return StreamingResponse(lines, media_type="application/x-ndjson", background=BackgroundTask(_delete, path))
 
@@ -387,7 +388,7 @@ async def _video_lines(app, engine, reader, path, stride, max_seconds, start):
 
     from emotify_ml.labels import EMOTIONS
 
-    frames = reader.frames(stride=stride, max_seconds=max_seconds)
+    frames = reader.frames()  # every stride-th frame up to max_seconds (the reader was opened with them)
     tracks: dict[int, dict] = {}
     n_frames = n_faces = 0
     last_t = 0.0
@@ -396,12 +397,11 @@ async def _video_lines(app, engine, reader, path, stride, max_seconds, start):
         stream = await run_blocking(app, engine.open_stream)
 
         def step():
-            item = next(frames, None)
-            if item is None:
+            frame = next(frames, None)
+            if frame is None:
                 return None
-            index, timestamp, frame = item
-            faces, _ = stream.update(frame, timestamp)
-            return index, timestamp, faces
+            faces, _ = stream.update(frame.image, frame.timestamp)
+            return frame.index, frame.timestamp, faces
 
         while True:
             try:

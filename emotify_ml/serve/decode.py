@@ -73,7 +73,7 @@ def decode_image(data: bytes, *, max_bytes: int | None = None, max_pixels: int =
 
     The header is read first (Pillow, lazily) so that an image declaring more than
     ``max_pixels`` is refused before its pixels are decoded; the pixels are decoded by
-    OpenCV (EXIF orientation applied), as every other Emotify frame.
+    :func:`emotify_ml.io.frames.decode_image` (OpenCV, EXIF orientation applied), as every other Emotify frame.
 
     Raises
     ------
@@ -84,8 +84,9 @@ def decode_image(data: bytes, *, max_bytes: int | None = None, max_pixels: int =
     CorruptImageError
         A JPEG/PNG/WebP that does not decode, or smaller than 16x16 pixels.
     """
-    import cv2
     from PIL import Image, UnidentifiedImageError
+
+    from emotify_ml.io.frames import decode_image as decode_frame
 
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLargeError(f"the image is {_mb(len(data))}; the limit is {_mb(max_bytes)}")
@@ -106,9 +107,10 @@ def decode_image(data: bytes, *, max_bytes: int | None = None, max_pixels: int =
         raise CorruptImageError(f"corrupt {kind} image: its header cannot be read") from None
     if width * height > max_pixels:
         raise TooLargeError(f"the image is {width}x{height} pixels; the limit is {max_pixels:,} pixels")
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if frame is None or frame.size == 0:
-        raise CorruptImageError(f"corrupt {kind} image: its pixels cannot be decoded")
+    try:
+        frame = decode_frame(data)
+    except InputError:
+        raise CorruptImageError(f"corrupt {kind} image: its pixels cannot be decoded") from None
     if min(frame.shape[:2]) < 16:
         raise CorruptImageError(f"the image is {frame.shape[1]}x{frame.shape[0]} pixels; at least 16x16 is needed")
     return frame

@@ -6,12 +6,13 @@ The HTTP routes and the websocket never touch detectors, crops or models: they c
   :class:`~emotify_ml.scoring.FrameStep`, no tracking or smoothing);
 * :meth:`Engine.open_stream` for a websocket connection or a video upload: a fresh
   :class:`~emotify_ml.scoring.Stream` (its own tracks, smoothing and action smoothing), so a
-  new connection starts clean;
-* :class:`VideoReader` for the frames of an uploaded video (stride, maximum duration).
+  new connection starts clean.
 
 Both return the scoring core's face records (:meth:`emotify_ml.scoring.Faces.to_records`):
 ``box`` ``[x, y, w, h]``, ``score``, ``landmarks``, ``probabilities`` ``{label: p}`` (this
 frame's), ``label``, and for streams ``track_id`` and ``smoothed``; ``actions`` when asked for.
+The frames of an uploaded video come from :class:`emotify_ml.io.frames.VideoFile` (stride,
+maximum duration), the one video reader of every app.
 
 The engine is shared by the worker threads of the server's pool. The model is shared (its
 ``predict_proba`` is thread-safe); each worker thread has its own frame step and face detector
@@ -23,14 +24,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emotify_ml.exceptions import InputError, SourceError
 from emotify_ml.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -316,73 +315,3 @@ def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None,
     else:
         source = "champion"
     return Engine(model, info=describe_model(model, source=source), scoring=scoring, stream=stream)
-
-
-# -- videos ---------------------------------------------------------------------------------------------------
-class VideoReader:
-    """The frames of an uploaded video file, every ``stride``-th one, up to a maximum media time.
-
-    Opening reads the first frame, so a file that is not a decodable video fails before any
-    answer starts. :meth:`close` may be called from another thread while a frame is being read.
-
-    Raises
-    ------
-    SourceError
-        Not a video OpenCV can decode (the message never names the path).
-    """
-
-    def __init__(self, path):
-        import cv2
-
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        self._lock = threading.Lock()
-        self._cap = cv2.VideoCapture(str(path))
-        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
-        if not ok or first is None:
-            self._cap.release()
-            raise SourceError("not a video this server can decode (try MP4, WebM, AVI or MOV)")
-        self._first = first
-        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 0.0 < fps < 1000.0 else 30.0
-        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.n_frames = n if n > 0 else None
-        self.width, self.height = int(first.shape[1]), int(first.shape[0])
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds, when the container says how many frames it has."""
-        return None if not self.n_frames else self.n_frames / self.fps
-
-    def frames(self, *, stride: int = 1, max_seconds: float | None = None):
-        """Yield ``(index, timestamp, frame_bgr)``; skipped frames are grabbed, not decoded."""
-        from emotify_ml.io.frames import to_bgr
-
-        if stride < 1:
-            raise InputError(f"stride must be >= 1; got {stride}")
-        index = 0
-        while True:
-            timestamp = index / self.fps
-            if max_seconds is not None and timestamp >= max_seconds:
-                return
-            with self._lock:
-                if self._cap is None:
-                    return
-                if index == 0:
-                    ok, frame = True, self._first
-                    self._first = None
-                elif index % stride == 0:
-                    ok, frame = self._cap.read()
-                else:
-                    ok, frame = self._cap.grab(), None
-            if not ok:
-                return
-            if frame is not None:
-                yield index, timestamp, to_bgr(frame)
-            index += 1
-
-    def close(self) -> None:
-        """Release the file (safe to call twice, and from another thread)."""
-        with self._lock:
-            if self._cap is not None:
-                self._cap.release()
-                self._cap = None
