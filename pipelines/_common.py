@@ -202,8 +202,8 @@ def config_error_line(exc: BaseException) -> str | None:
     if isinstance(exc, OverrideParseException):
         return (f"{exc.override}: not a valid override ({first_line(exc.message)}); "
                 "see https://hydra.cc/docs/advanced/override_grammar/basic/")
-    if not isinstance(exc, (ConfigCompositionException, MissingConfigException, OmegaConfBaseException)):
-        return None
+    if not isinstance(exc, (ConfigCompositionException, MissingConfigException)):
+        return None  # an OmegaConf error of the task itself (cfg.no_such_key) is a bug: its traceback stays
     parts = [first_line(exc)]
     if isinstance(exc.__cause__, OmegaConfBaseException):
         parts.append(first_line(exc.__cause__))
