@@ -46,6 +46,20 @@ def copied_store_uri(tmp_path, empty_mlflow_store):
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+@pytest.fixture(autouse=True)
+def _absl_never_closes_pytests_capture(monkeypatch):
+    """TensorFlow's absl log handler writes to the stderr that pytest was capturing when TF was imported.
+
+    Hydra's logging set-up (``dictConfig``) closes every handler, and absl's closes its stream unless it
+    is the current ``sys.stderr`` (``capsys`` swaps that), which would close pytest's own capture file
+    and end the session; in a test, closing absl's handler leaves the stream open.
+    """
+    absl = sys.modules.get("absl.logging")
+    if absl is not None:
+        handler = absl.get_absl_handler().python_handler
+        monkeypatch.setattr(handler, "close", lambda: None)
+
+
 @pytest.fixture
 def hydra_main(monkeypatch):
     """Run ``python -m <module> <overrides>`` in-process: ``hydra_main("pipelines.compare", "metric=...")``.
