@@ -212,9 +212,9 @@ def test_the_wrong_kind_is_refused(saved):
 def test_alias_is_pinned_and_its_version_recorded(fitted, copied_store_uri):
     tracking_uri = copied_store_uri  # a migrated store, copied: creating one takes seconds
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id="0"):  # the store's default: not an experiment an earlier test made active
         write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id="0"):
         write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
     mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
     model = load_emotion_model(tracking_uri=tracking_uri)  # the default: @champion
@@ -232,7 +232,7 @@ def test_store_models_are_downloaded_once_into_the_cache(fitted, copied_store_ur
     from emotify_ml.models import resolve_model
 
     mlflow.set_tracking_uri(copied_store_uri)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id="0") as run:
         write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
     mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
     downloads = []
@@ -337,7 +337,7 @@ def test_ship_model_pins_the_champion_and_records_it(fitted, tracking_uri, tmp_p
     import runpy
 
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id="0") as run:
         write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
     mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
     monkeypatch.setattr(sys, "argv", ["ship_model", f"tracking.uri={tracking_uri}", f"dest={tmp_path / 'shipped'}"])
