@@ -242,13 +242,13 @@ def load_model(uri=None, tracking_uri=None, say=print, *, allow_remote: bool = F
         says what to pass instead.
     """
     from emotify_ml.mlflow_runs import DEFAULT_TRACKING_URI
-    from emotify_ml.models import KINDS, load_emotion_model
+    from emotify_ml.models.loading import load_emotion_model, model_origin
 
     # MLflow's own default, named here so that a store that does not exist costs no mlflow import
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     model = load_emotion_model(uri, tracking_uri=tracking_uri, allow_remote=allow_remote, runtime=runtime)
     source = str(model.source)
-    if uri is None and source == str(KINDS["emotion"].shipped_dir):  # the fallback: say why
+    if model_origin(model, uri) == "shipped":  # the fallback: say why
         say(f"model: the model shipped with the package ({source}); no champion in the tracking store {_store(tracking_uri)}")
     elif source.startswith("models:"):
         say(f"model: {source} (tracking store {_store(tracking_uri)})")

@@ -19,7 +19,7 @@ import importlib
 _EXPORTS = {
     "FittedModel": "wrapper", "probabilities_frame": "wrapper",
     "load_model": "loading", "load_emotion_model": "loading", "load_action_model": "loading",
-    "load_resolved": "loading", "export_model": "loading",
+    "load_resolved": "loading", "export_model": "loading", "model_origin": "loading",
     "resolve_model": "resolve", "ResolvedModel": "resolve", "is_remote": "resolve",
     "write_pyfunc": "pyfunc", "log_emotion_model": "pyfunc", "log_action_model": "pyfunc",
     "KINDS": "kinds", "SHIPPED_DIR": "kinds", "DEFAULT_REGISTERED_MODEL": "kinds", "ACTION_INPUT_COLUMNS": "kinds",

@@ -73,6 +73,16 @@ def load_emotion_model(uri=None, *, tracking_uri=None, allow_remote: bool = Fals
                       registered_name=registered_name)
 
 
+def model_origin(model, requested=None) -> str:
+    """Where a loaded model came from: ``"given"`` (``requested`` named it), else ``"shipped"`` (the
+    package's fallback) or ``"champion"`` (the tracking store's), for the messages of live and the server."""
+    if requested is not None:
+        return "given"
+    source = Path(str(getattr(model, "source", "") or ""))
+    shipped = get_kind(getattr(model, "kind", "emotion")).shipped_dir
+    return "shipped" if str(source) and source.exists() and source.resolve() == shipped.resolve() else "champion"
+
+
 def load_action_model(uri=None, *, tracking_uri=None, allow_remote: bool = False) -> FittedModel:
     """The action model: :func:`load_model` with ``kind="action"`` (None: the shipped one)."""
     return load_model(uri, kind="action", tracking_uri=tracking_uri, allow_remote=allow_remote, runtime="keras")

@@ -302,16 +302,8 @@ def load_engine(model_uri=None, *, tracking_uri=None, scoring=None, stream=None,
         No model at ``model_uri``, neither a champion nor a shipped model, a model of another
         kind, or one refused (remote without ``allow_remote``, a pickle).
     """
-    from emotify_ml.models.kinds import get_kind
-    from emotify_ml.models.loading import load_emotion_model
+    from emotify_ml.models.loading import load_emotion_model, model_origin
 
     model = load_emotion_model(model_uri, tracking_uri=tracking_uri, allow_remote=allow_remote)
-    uri = str(getattr(model, "source", "") or "")
-    shipped = get_kind("emotion").shipped_dir  # the one home of the shipped folders
-    if model_uri is not None:
-        source = "given"
-    elif uri and Path(uri).exists() and Path(uri).resolve() == shipped.resolve():
-        source = "shipped"
-    else:
-        source = "champion"
-    return Engine(model, info=describe_model(model, source=source), scoring=scoring, stream=stream)
+    return Engine(model, info=describe_model(model, source=model_origin(model, model_uri)), scoring=scoring,
+                  stream=stream)
