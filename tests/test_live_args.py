@@ -34,6 +34,17 @@ def test_an_absurd_margin_is_refused_before_anything_is_opened(capsys):
     assert "margin must be in [0, 1]; got 1000000.0" in one_line(capsys)
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--runtime", "bogus"], "runtime must be one of auto, keras, compiled or compiled:<variant>; got 'bogus'"),
+    (["--detect-every", "0"], "detect_every must be an int >= 1"),
+])
+def test_a_bad_runtime_or_detection_interval_is_one_usage_line(args, says, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--source", str(tmp_path), "--no-display", *args])
+    assert info.value.code == EXIT_USAGE
+    assert says in one_line(capsys)
+
+
 @pytest.mark.parametrize("flag", ["--summary-json", "--jsonl", "--output"])
 def test_an_output_in_a_missing_folder_is_refused_up_front(flag, tmp_path, capsys):
     name = "s.json" if flag == "--summary-json" else "x.jsonl" if flag == "--jsonl" else "x.mp4"
