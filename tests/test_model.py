@@ -256,6 +256,31 @@ def test_store_models_are_downloaded_once_into_the_cache(fitted, copied_store_ur
     assert len(downloads) == 2
 
 
+def test_the_champion_lookup_is_remembered_while_the_store_is_unchanged(fitted, copied_store_uri, monkeypatch):
+    """Start-up: an unchanged sqlite store answers @champion from the record of the last lookup, without
+    importing MLflow; any write to the store (an alias moved) makes the next start look again."""
+    from emotify_ml.models import resolve, resolve_model
+
+    mlflow.set_tracking_uri(copied_store_uri)
+    for _ in range(2):
+        with mlflow.start_run(experiment_id="0"):
+            write_pyfunc(fitted, kind="emotion", name="model", registered_model_name="emotify-emotion")
+    assert resolve_model(tracking_uri=copied_store_uri).version is None  # no champion yet: the shipped model
+    lookups = []
+    real = resolve._from_store
+    monkeypatch.setattr(resolve, "_from_store", lambda uri: lookups.append(uri) or real(uri))
+    assert resolve_model(tracking_uri=copied_store_uri).version is None and lookups == []  # remembered: shipped
+    mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "1")
+    assert resolve_model(tracking_uri=copied_store_uri).version == "1" and len(lookups) == 1
+    script = ("import sys; from emotify_ml.models import resolve_model; "
+              f"r = resolve_model(tracking_uri={copied_store_uri!r}); print(r.version, 'mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "False"]
+    mlflow.MlflowClient().set_registered_model_alias("emotify-emotion", "champion", "2")
+    assert resolve_model(tracking_uri=copied_store_uri).version == "2" and len(lookups) == 2
+    assert resolve_model(tracking_uri=copied_store_uri).version == "2" and len(lookups) == 2
+
+
 def test_runtime_auto_uses_the_compiled_model_when_there_is_one(saved, faces, monkeypatch):
     X, _ = faces
     (saved / "artifacts" / "compiled").mkdir()

@@ -103,6 +103,10 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
     spec = get_kind(kind)
     if uri is None and tracking_uri and _missing_sqlite_store(str(tracking_uri)):
         return _shipped(spec, registered_name or spec.registered_name, tracking_uri)  # no store, no mlflow import
+    if uri is None and tracking_uri:
+        remembered = _remembered_default(str(tracking_uri), spec, registered_name or spec.registered_name)
+        if remembered is not None:
+            return remembered  # the store is unchanged since the last lookup: no mlflow import (start-up time)
     if tracking_uri:
         import mlflow  # imported only where a store is used: a local folder needs none (start-up time)
 
@@ -169,11 +173,87 @@ def _default(spec, registered_name, allow_remote) -> ResolvedModel:
     store = mlflow.get_tracking_uri()
     if registered_name and not _missing_sqlite_store(store) and (allow_remote or not (
             _remote_store(store) or _remote_store(mlflow.get_registry_uri() or store))):
+        before = _store_signature(store)
         try:
-            return _from_store(f"models:/{registered_name}@champion")
+            resolved = _from_store(f"models:/{registered_name}@champion")
         except ModelNotFoundError as exc:
             log.info("no champion in the tracking store %s (%s); using the shipped model", store, exc)
+            resolved = None
+        if resolved is None:
+            resolved = _shipped(spec, registered_name, store)
+        if before is not None and before == _store_signature(store):
+            _remember_default(store, registered_name, before, resolved, champion=resolved.version is not None)
+        return resolved
     return _shipped(spec, registered_name, store)
+
+
+def _store_signature(store: str) -> list | None:
+    """What changes whenever a local ``sqlite:///`` store is written (its file and write-ahead log: inode, size,
+    modification time), so an unchanged signature means an unchanged champion alias; None for any other store,
+    or when the registry is set apart from the store (``MLFLOW_REGISTRY_URI``)."""
+    import os
+
+    prefix = "sqlite:///"
+    if not store.startswith(prefix) or os.environ.get("MLFLOW_REGISTRY_URI", store) != store:
+        return None
+    signature = [str(Path(store[len(prefix):]).resolve())]
+    for path in (Path(signature[0]), Path(signature[0] + "-wal")):
+        try:
+            st = path.stat()
+        except OSError:
+            signature.append(None)
+        else:
+            signature.append([st.st_ino, st.st_size, st.st_mtime_ns])
+    return signature if signature[1] is not None else None
+
+
+def _default_record(signature: list, registered_name: str) -> Path:
+    import hashlib
+
+    key = hashlib.sha256(f"{signature[0]}\n{registered_name}".encode()).hexdigest()[:32]
+    return _model_cache() / "defaults" / f"{key}.json"
+
+
+def _remember_default(store, registered_name, signature, resolved: ResolvedModel, *, champion: bool) -> None:
+    """Record what ``models:/<registered_name>@champion`` resolved to (or that there was none) for this state
+    of the store, so the next start-up skips importing MLflow and opening the store while nothing changed."""
+    import json
+    import os
+    import tempfile
+
+    record = _default_record(signature, registered_name)
+    entry = {"store": store, "signature": signature, "champion": champion, "uri": resolved.uri,
+             "local_dir": resolved.local_dir, "version": resolved.version, "name": resolved.name}
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{record.name}-", dir=record.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entry, fh)
+        os.replace(tmp, record)
+    except OSError as exc:  # a read-only cache only costs the next start-up its lookup
+        log.debug("cannot record the champion lookup in %s: %s", record, exc)
+
+
+def _remembered_default(store: str, spec, registered_name: str) -> ResolvedModel | None:
+    """The recorded champion lookup of ``store`` when the store has not changed since (else None: look again)."""
+    import json
+
+    signature = _store_signature(store)
+    if signature is None:
+        return None
+    try:
+        entry = json.loads(_default_record(signature, registered_name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("signature") != signature:
+        return None
+    if not entry.get("champion"):
+        return _shipped(spec, registered_name, store)
+    resolved = ResolvedModel(entry["uri"], entry["local_dir"], entry.get("version"), entry.get("name"))
+    if not (Path(resolved.local_dir) / "MLmodel").is_file():
+        return None  # the cached copy was removed: look it up (and download it) again
+    log.debug("champion %s of %s as recorded (the store is unchanged)", resolved.uri, store)
+    return resolved
 
 
 def _shipped(spec, registered_name, store) -> ResolvedModel:
