@@ -264,7 +264,7 @@ def test_jsonl_record_has_everything_per_face(tmp_path):
     rec = lines[0]
     assert rec["frame"] == 4 and rec["timestamp"] == 0.1333 and rec["track_id"] == 1
     assert rec["box"] == [100.0, 100.0, 150.0, 180.0] and rec["label"] == "happy"
-    assert list(rec["proba"]) == list(EMOTIONS) and sum(rec["smoothed"].values()) == pytest.approx(1, abs=1e-3)
+    assert list(rec["probabilities"]) == list(EMOTIONS) and sum(rec["smoothed"].values()) == pytest.approx(1, abs=1e-3)
     assert rec["actions"]["actions"] == [["walking", 0.5]]
     assert "actions" not in face_record(_result(), _result()[0])
 

@@ -30,7 +30,7 @@ def face_record(faces, face) -> dict:
     """The JSON line of one face (a :class:`~emotify_ml.scoring.faces.Face`) of a frame's :class:`~emotify_ml.scoring.faces.Faces`.
 
     Keys: ``frame``, ``timestamp`` (s), ``image`` (file name, image sources only), ``track_id``,
-    ``box`` (``[x, y, w, h]`` pixels), ``score`` (detector), ``proba`` (this frame, per class),
+    ``box`` (``[x, y, w, h]`` pixels), ``score`` (detector), ``probabilities`` (this frame, per class; the key of the API and the server),
     ``smoothed`` (per class), ``label`` (smoothed arg-max), ``confidence``, ``raw_label``, and
     ``actions`` with ``--actions``.
     """
@@ -42,7 +42,7 @@ def face_record(faces, face) -> dict:
         "track_id": None if face.track_id is None else int(face.track_id),
         "box": [round(float(v), 1) for v in face.box],
         "score": None if np.isnan(face.score) else round(float(face.score), 4),
-        "proba": {name: round(float(p), 5) for name, p in face.probabilities.items()},
+        "probabilities": {name: round(float(p), 5) for name, p in face.probabilities.items()},
         "smoothed": {name: round(float(p), 5) for name, p in smoothed.items()},
         "label": face.label,
         "confidence": round(face.confidence, 5),
