@@ -35,8 +35,9 @@ def analyze(image_or_path, *, model=None, actions: bool = False, detect: str | N
         An image file, its encoded bytes, or an (H, W, 3) BGR / (H, W) grey uint8 array.
     model : str or path or model or FrameStep, optional
         An MLflow model URI or folder, a loaded emotion model (``predict_proba``), or a ready
-        :class:`~emotify_ml.scoring.FrameStep`. None: the champion of the tracking store, else the
-        model shipped with the package.
+        :class:`~emotify_ml.scoring.FrameStep` (built with its own options: ``detect`` and ``options``
+        must then be left unset). None: the champion of the tracking store, else the model shipped
+        with the package.
     actions : bool
         Also predict each person's action from their body pose (loads the action model and BlazePose).
     detect : {"auto", "always", "never"}, optional
@@ -132,6 +133,9 @@ def _step(model, options, detect, tracking_uri):
     from emotify_ml.scoring.frame import FrameStep
 
     if isinstance(model, FrameStep):
+        if options is not None or detect is not None:
+            raise ValueError("options and detect set how a FrameStep is built; a ready FrameStep keeps its own: "
+                             "build it with them (FrameStep(model, options=...)) or pass the model instead")
         return model
     options = options if options is not None else ScoringOptions()
     if detect is not None:

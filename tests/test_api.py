@@ -99,3 +99,13 @@ def test_analyze_video_one_row_per_face_per_frame(model, tmp_path):
     with pytest.raises(InputError, match="not a video"):
         emotify_ml.analyze_video(tmp_path / "missing.mp4", model=model)
     assert isinstance(table, pd.DataFrame)
+
+
+def test_a_ready_frame_step_refuses_options_it_would_ignore(model, person_photo):
+    from emotify_ml.scoring import FrameStep, ScoringOptions
+
+    step = FrameStep(model, options=ScoringOptions(detect="always"))
+    assert len(emotify_ml.analyze(person_photo, model=step)) == 1
+    for extra in ({"detect": "never"}, {"options": ScoringOptions()}):
+        with pytest.raises(ValueError, match="a ready FrameStep keeps its own"):
+            emotify_ml.analyze(person_photo, model=step, **extra)
