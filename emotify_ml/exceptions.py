@@ -49,3 +49,7 @@ class SourceError(EmotifyError, OSError):
 
 class OutputError(EmotifyError, OSError):
     """An output file (annotated video, JSON lines, parquet) cannot be written."""
+
+
+class MissingDependencyError(EmotifyError, ImportError):
+    """An optional dependency is not installed (TensorFlow and Keras come with the ``train`` extra)."""

@@ -55,9 +55,9 @@ def run(cfg: DictConfig) -> dict:
         splits = as_splits(build(cfg.data))
         mlflow.log_params({f"dataset.{k}": v for k, v in splits.identity.items()})
 
-        import keras  # noqa: F401 - seeds every generator the pipeline may use
+        from emotify_ml.extras import set_random_seed
 
-        keras.utils.set_random_seed(config["seed"])
+        set_random_seed(config["seed"])  # every generator the pipeline may use (Keras' too when installed)
         features = {k: build(v) for k, v in cfg.features.items()} if cfg.get("features") else None
         pipeline = build(cfg.pipeline)(features=features, classifier=build(cfg.classifier))
         check_params(pipeline, cfg)

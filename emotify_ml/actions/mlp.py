@@ -116,7 +116,9 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Train ``n_networks`` networks on ``X`` (N, F), NaN allowed, and labels ``y``."""
-        import keras
+        from emotify_ml.extras import require_keras
+
+        keras = require_keras("fitting the MLP action classifier")
 
         hidden = self._check_params()
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)

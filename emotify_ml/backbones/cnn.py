@@ -44,7 +44,9 @@ def build_backbone(
     weight_decay : float
         L2 on conv kernels (0 with AdamW, which decays weights itself).
     """
-    import keras
+    from emotify_ml.extras import require_keras
+
+    keras = require_keras("building a backbone")
     from keras import layers
 
     if len(widths) != len(convs_per_block):

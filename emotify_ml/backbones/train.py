@@ -228,7 +228,9 @@ def train_backbone(
     dict with ``best_epoch``, ``best_val_accuracy``, ``epochs_done``, ``history``,
     ``stopped_early`` and ``model_path`` (the float32 inference model; None if unfinished).
     """
-    import keras
+    from emotify_ml.extras import require_keras
+
+    keras = require_keras("training a backbone")
     import tensorflow as tf
 
     if class_balance not in CLASS_BALANCE:

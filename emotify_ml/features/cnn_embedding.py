@@ -21,7 +21,9 @@ from emotify_ml.exceptions import InputError, ModelNotFoundError
 
 
 def _keras_from_bytes(blob: bytes):
-    import keras
+    from emotify_ml.extras import require_keras
+
+    keras = require_keras("the Keras runtime of a CNN backbone (runtime=keras, fitting a cnn_* pipeline)")
 
     fd, path = tempfile.mkstemp(suffix=".keras")
     try:

@@ -164,7 +164,9 @@ def load_estimator(folder, *, source: str):
 
 def _check_keras(path: Path, source: str) -> None:
     """Load a ``.keras`` file with ``safe_mode=True`` once, so an unsafe one fails here, with its name."""
-    import keras
+    from emotify_ml.extras import require_keras
+
+    keras = require_keras(f"loading the Keras backbone of {source!r} (runtime=keras; the compiled runtime needs none)")
 
     try:
         keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -155,7 +155,9 @@ def build_graph(head: dict):
 
     One output, ``embedding`` (flattened): every head runs after the graph.
     """
-    import keras
+    from emotify_ml.extras import require_keras
+
+    keras = require_keras("compiling a model (pipelines.export, pipelines.ship_model)")
 
     from emotify_ml.backbones.cnn import EMBEDDING_LAYER
     from emotify_ml.features.cnn_embedding import _keras_from_bytes
