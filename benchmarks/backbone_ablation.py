@@ -1,0 +1,128 @@
+"""The backbone ablation table, from tracked runs: each step's PublicTest and muxspace_dev, chosen by the rule.
+
+Every row is a model whose runs are already in the tracking store:
+
+- the model's own run (``python -m pipelines.run experiment=cnn_svm features.cnn.model_path=<backbone>``):
+  PublicTest (``val_*``, validation) and PrivateTest (``test_*``, reported only), or, for a model folder
+  (the shipped one), the metrics of the run it came from (``provenance.json``);
+- its evaluation on muxspace_dev through the product path (``python -m pipelines.evaluate
+  model=runs:/<id>/model data.root=../shared/data/muxspace_dev runtime=keras``), found by the
+  ``model.uri`` tag; the newest finished one is used;
+- for a backbone trained by ``pipelines.train_backbone``, its training run (epochs, time), found
+  through ``<out_dir>/mlflow_run.json`` next to the backbone file.
+
+The rule of :mod:`head_balance` (mean of PublicTest accuracy and muxspace_dev macro-F1, a candidate
+replaces the first row only when it beats it by more than 0.005) picks the row to ship.
+
+    python benchmarks/backbone_ablation.py --row "shipped=emotify_ml/models/shipped/emotion" \\
+        --row "+12 epochs=runs:/<id>/model" --row "+camera=runs:/<id>/model" ...
+
+Prints a table and writes ``benchmarks/results/backbone_ablation.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+RESULTS = REPO / "benchmarks" / "results"
+
+MUX_EXPERIMENT = "emotify-eval-muxspace_dev"
+COLUMNS = (("publictest", "accuracy"), ("publictest", "macro_f1"), ("muxspace_dev", "accuracy"),
+           ("muxspace_dev", "macro_f1"), ("muxspace_dev", "recall_disgust"), ("muxspace_dev", "recall_fear"),
+           ("muxspace_dev", "recall_surprise"), ("muxspace_dev", "neutral_as_angry"), ("privatetest", "accuracy"),
+           ("privatetest", "macro_f1"))
+
+
+def model_metrics(client, uri: str) -> tuple[dict, dict, str | None]:
+    """PublicTest and PrivateTest metrics of the model ``uri``, its parameters, and the backbone it embeds with."""
+    if uri.startswith("runs:/"):
+        run = client.get_run(uri[len("runs:/"):].split("/")[0])
+        metrics, params = run.data.metrics, run.data.params
+    else:
+        provenance = json.loads((Path(uri) / "provenance.json").read_text())
+        metrics, params = provenance["metrics"], provenance.get("params", {})
+    split = {name: {m: metrics.get(f"{prefix}_{m}") for m in ("accuracy", "macro_f1")}
+             for name, prefix in (("publictest", "val"), ("privatetest", "test"))}
+    backbone = params.get("features.cnn.model_path") or params.get("classifier.model_path")
+    return split, params, None if backbone in (None, "None") else backbone
+
+
+def muxspace_metrics(client, uri: str) -> dict | None:
+    """The newest finished evaluation of ``uri`` on muxspace_dev (metrics without the ``val_`` prefix)."""
+    experiment = client.get_experiment_by_name(MUX_EXPERIMENT)
+    if experiment is None:
+        return None
+    runs = client.search_runs([experiment.experiment_id], f"tags.`model.uri` = '{uri}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return None
+    run = runs[0]
+    out = {k[len("val_"):]: v for k, v in run.data.metrics.items() if k.startswith("val_")}
+    out["run_id"], out["runtime"] = run.info.run_id, run.data.tags.get("model.runtime")
+    return out
+
+
+def backbone_training(client, backbone: str | None) -> dict | None:
+    """Epochs and time of the training run that wrote ``backbone`` (``<out_dir>/backbone.keras``)."""
+    if not backbone:
+        return None
+    record = Path(backbone).parent / "mlflow_run.json"
+    if not record.is_file():
+        return None
+    run = client.get_run(json.loads(record.read_text())["run_id"])
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    seconds = [m.value for m in client.get_metric_history(run.info.run_id, "train_seconds_this_call")]
+    return {"run_id": run.info.run_id, "run_name": run.info.run_name, "epochs": len(history),
+            "best_epoch": run.data.metrics.get("best_epoch"), "train_seconds": sum(seconds),
+            "camera": run.data.params.get("camera"), "class_balance": run.data.params.get("train.class_balance"),
+            "init_from": run.data.params.get("train.init_from")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", action="append", required=True, metavar="LABEL=URI",
+                        help="a step of the ablation: label=runs:/<id>/model or a model folder; the first is the "
+                             "current model")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("--out", default=str(RESULTS / "backbone_ablation.json"))
+    args = parser.parse_args(argv)
+
+    import mlflow
+
+    from head_balance import choose, rule
+
+    client = mlflow.MlflowClient(tracking_uri=args.tracking_uri)
+    rows = []
+    for spec in args.row:
+        label, sep, uri = spec.partition("=")
+        if not sep or not uri:
+            parser.error(f"--row {spec!r}: expected LABEL=URI")
+        splits, _, backbone = model_metrics(client, uri)
+        mux = muxspace_metrics(client, uri)
+        if mux is None:
+            parser.error(f"--row {label}: no finished evaluation of {uri} in {MUX_EXPERIMENT}; run pipelines.evaluate "
+                         f"model={uri} data.root=../shared/data/muxspace_dev first")
+        row = {"step": label, "model": uri, "backbone": backbone, **splits, "muxspace_dev": mux,
+               "training": backbone_training(client, backbone)}
+        row["rule"] = rule(row["publictest"]["accuracy"], mux["macro_f1"])
+        rows.append(row)
+    chosen = choose(rows)
+    print("| step | rule | " + " | ".join(f"{s} {m}" for s, m in COLUMNS) + " |\n|---|---:|" + "---:|" * len(COLUMNS))
+    for r in rows:
+        cells = " | ".join("–" if r[s].get(m) is None else f"{r[s][m]:.3f}" for s, m in COLUMNS)
+        print(f"| {r['step']}{' **chosen**' if r is chosen else ''} | {r['rule']:.4f} | {cells} |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"tracking_uri": args.tracking_uri, "rule": "(PublicTest accuracy + "
+                                          "muxspace_dev macro-F1) / 2, margin 0.005", "chosen": chosen["step"],
+                                          "rows": rows}, indent=1, default=str))
+    print(f"chosen: {chosen['step']} ({chosen['model']}); written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
