@@ -47,12 +47,14 @@ def test_shipped_model_loads_through_mlflow_pyfunc(sample_data):
 
 @pytest.mark.parametrize("kind", ["emotion", "action"])
 def test_shipped_models_hold_no_pickle(kind):
-    """Re-saved in skops + .keras (trusted types, safe_mode); the provenance records the identical probabilities."""
+    """skops + .keras (trusted types, safe_mode); a model re-saved from a pickle records identical probabilities."""
     folder = KINDS[kind].shipped_dir
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".joblib", ".pickle")]
     assert (folder / "artifacts" / "pipeline.skops").is_file()
-    check = json.loads((folder / "provenance.json").read_text())["format"]["check"]
-    assert check["identical"] and check["probabilities_sha256_before"] == check["probabilities_sha256_after"]
+    resaved = json.loads((folder / "provenance.json").read_text()).get("format")
+    if resaved is not None:
+        check = resaved["check"]
+        assert check["identical"] and check["probabilities_sha256_before"] == check["probabilities_sha256_after"]
 
 
 @pytest.mark.slow
