@@ -75,12 +75,23 @@ def backbone_training(client, backbone: str | None) -> dict | None:
     if not record.is_file():
         return None
     run = client.get_run(json.loads(record.read_text())["run_id"])
-    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    history = client.get_metric_history(run.info.run_id, "loss")  # one point per epoch
     seconds = [m.value for m in client.get_metric_history(run.info.run_id, "train_seconds_this_call")]
     return {"run_id": run.info.run_id, "run_name": run.info.run_name, "epochs": len(history),
             "best_epoch": run.data.metrics.get("best_epoch"), "train_seconds": sum(seconds),
-            "camera": run.data.params.get("camera"), "class_balance": run.data.params.get("train.class_balance"),
+            "camera": _camera(run.data.params), "class_balance": run.data.params.get("train.class_balance"),
+            "balance_tau": run.data.params.get("train.balance_tau"),
             "init_from": run.data.params.get("train.init_from")}
+
+
+def _camera(params: dict) -> str:
+    """The camera augmentation of a backbone run: off, on with its defaults, or on with the overridden values."""
+    overrides = {k[len("camera."):]: v for k, v in params.items() if k.startswith("camera.")}
+    if overrides:
+        return f"on ({overrides})"
+    if params.get("camera") == "None":
+        return "off"
+    return "on (defaults)"  # "{}", or no param at all in runs from before empty mappings were logged
 
 
 def main(argv=None) -> int:

@@ -104,7 +104,9 @@ def package_versions() -> dict[str, str]:
 def flatten(d, prefix: str = "", sep: str = ".") -> dict[str, object]:
     """Flatten nested dicts/lists into ``a.b.c`` keys (MLflow params are flat)."""
     items: dict[str, object] = {}
-    if isinstance(d, dict):
+    if isinstance(d, dict) and not d and prefix:  # an empty mapping is a value ("{}": all defaults), not nothing
+        items[prefix] = "{}"
+    elif isinstance(d, dict):
         for k, v in d.items():
             items.update(flatten(v, f"{prefix}{sep}{k}" if prefix else str(k), sep))
     elif isinstance(d, (list, tuple)) and d and all(isinstance(v, dict) for v in d):

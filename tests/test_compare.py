@@ -79,3 +79,11 @@ def test_compare_cli_prints_the_table_and_writes_csv_and_markdown(store, tmp_pat
 def test_an_unknown_experiment_is_a_clear_error(store):
     with pytest.raises(ValueError, match="experiment 'nope' does not exist"):
         search_runs(tracking_uri=store, experiment="nope")
+
+
+def test_flattened_params_keep_an_empty_mapping_as_a_value():
+    """``camera={}`` (the augmentation on, with its defaults) is logged, not dropped as an empty dict would be."""
+    from emotify_ml.mlflow_runs import flatten
+
+    assert flatten({"camera": {}, "train": {"epochs": 60, "init_from": None}}) == {
+        "camera": "{}", "train.epochs": 60, "train.init_from": None}
