@@ -57,8 +57,8 @@ def muxspace_metrics(client, uri: str) -> dict | None:
     experiment = client.get_experiment_by_name(MUX_EXPERIMENT)
     if experiment is None:
         return None
-    runs = client.search_runs([experiment.experiment_id], f"tags.`model.uri` = '{uri}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    query = f"tags.`model.uri` = '{uri}' and attributes.status = 'FINISHED'"
+    runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         return None
     run = runs[0]

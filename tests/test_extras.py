@@ -46,6 +46,6 @@ def test_what_needs_tensorflow_says_to_install_the_train_extra(monkeypatch):
     from emotify_ml.extras import require_keras
 
     monkeypatch.setitem(sys.modules, "keras", None)  # `import keras` raises ImportError
-    with pytest.raises(MissingDependencyError, match=r'training a backbone needs TensorFlow and Keras.*emotify\[train\]'):
+    with pytest.raises(MissingDependencyError, match=r"training a backbone needs TensorFlow and Keras.*emotify\[train\]"):
         require_keras("training a backbone")
     assert issubclass(MissingDependencyError, ImportError)

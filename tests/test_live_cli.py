@@ -72,7 +72,8 @@ def test_headless_run_on_a_video_writes_jsonl_annotated_video_and_summary(model_
     lines = _lines(jsonl)
     assert len(lines) >= 0.9 * n_frames  # one line per face per frame; YuNet may miss a noisy frame
     first = lines[0]
-    assert {"frame", "timestamp", "track_id", "box", "score", "probabilities", "smoothed", "label", "raw_label"} <= set(first)
+    keys = {"frame", "timestamp", "track_id", "box", "score", "probabilities", "smoothed", "label", "raw_label"}
+    assert keys <= set(first)
     assert list(first["probabilities"]) == list(EMOTIONS) and first["label"] in EMOTIONS
     assert lines[-1]["frame"] == n_frames - 1 and lines[-1]["timestamp"] == pytest.approx((n_frames - 1) / 30, abs=1e-3)
     assert len({line["track_id"] for line in lines}) <= N_FACES + 2  # one track per face, give or take a miss
@@ -112,7 +113,8 @@ def test_folder_of_images_scores_each_image(model_dir, clear_faces, tmp_path):
                  "--detector", "yunet"]) == EXIT_OK
     lines = _lines(jsonl)
     assert [line["image"] for line in lines] == ["p0.jpg", "p1.jpg", "p2.jpg"]
-    assert all(line["probabilities"] == line["smoothed"] for line in lines)  # unrelated pictures are not smoothed together
+    # unrelated pictures are not smoothed together
+    assert all(line["probabilities"] == line["smoothed"] for line in lines)
 
 
 def test_single_image_with_haar_detector(model_dir, clear_faces, tmp_path):

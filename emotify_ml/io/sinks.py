@@ -30,9 +30,9 @@ def face_record(faces, face) -> dict:
     """The JSON line of one face (a :class:`~emotify_ml.scoring.faces.Face`) of a frame's :class:`~emotify_ml.scoring.faces.Faces`.
 
     Keys: ``frame``, ``timestamp`` (s), ``image`` (file name, image sources only), ``track_id``,
-    ``box`` (``[x, y, w, h]`` pixels), ``score`` (detector), ``probabilities`` (this frame, per class; the key of the API and the server),
-    ``smoothed`` (per class), ``label`` (smoothed arg-max), ``confidence``, ``raw_label``, and
-    ``actions`` with ``--actions``.
+    ``box`` (``[x, y, w, h]`` pixels), ``score`` (detector), ``probabilities`` (this frame, per class,
+    as the API and the server name them), ``smoothed`` (per class), ``label`` (smoothed arg-max),
+    ``confidence``, ``raw_label``, and ``actions`` with ``--actions``.
     """
     record = {"frame": int(faces.index), "timestamp": round(float(faces.timestamp), 4)}
     if faces.name is not None:
