@@ -37,6 +37,10 @@ def test_training_writes_checkpoints_and_a_model(tiny_backbone):
     for name in ("last.keras", "best.weights.h5", "state.json", "backbone.keras"):
         assert (out / name).exists(), name
     assert json.loads((out / "state.json").read_text())["epochs_done"] == 1
+    import h5py
+
+    with h5py.File(out / "best.weights.h5") as best:  # the net's weights only: small enough to commit
+        assert "optimizer" not in best and "layers" in best
 
 
 def test_training_resumes_after_the_last_epoch(tmp_path, faces):

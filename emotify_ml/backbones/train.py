@@ -6,7 +6,7 @@ Plain arguments in, a summary out; MLflow logging is injected through
 Checkpoint folder layout (``out_dir``):
 
 - ``last.keras``: the full model with optimizer state after the last finished epoch;
-- ``best.weights.h5``: weights of the epoch with the best validation accuracy;
+- ``best.weights.h5``: the net's weights (no optimizer state) of the epoch with the best validation accuracy;
 - ``state.json``: epochs done, best epoch and accuracy, the per-epoch history;
 - ``backbone.keras``: the final float32 inference model (best weights), written at the end.
 
@@ -301,6 +301,15 @@ def train_backbone(
         val_ds = _dataset(val_images, onehot(val_labels), batch_size=512)
 
         class Checkpoint(keras.callbacks.Callback):
+            twin = None  # an uncompiled copy of the net: its weights file holds no optimizer state (a third the size)
+
+            def save_best(self):
+                if self.twin is None:
+                    self.twin = build_backbone(**model_kwargs)
+                self.twin.set_weights(self.model.get_weights())
+                self.twin.save_weights(out / "best.tmp.weights.h5")
+                os.replace(out / "best.tmp.weights.h5", out / "best.weights.h5")
+
             def on_epoch_end(self, epoch, logs=None):
                 logs = {k: float(v) for k, v in (logs or {}).items()}
                 logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -308,7 +317,7 @@ def train_backbone(
                 state["history"].append({"epoch": epoch + 1, **logs})
                 if logs.get("val_accuracy", -1) > state["best_val_accuracy"]:
                     state["best_val_accuracy"], state["best_epoch"] = logs["val_accuracy"], epoch + 1
-                    self.model.save_weights(out / "best.weights.h5")
+                    self.save_best()
                 if epoch + 1 - state["best_epoch"] >= patience:
                     state["stopped_early"] = True
                     self.model.stop_training = True
