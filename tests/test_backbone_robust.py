@@ -1,4 +1,4 @@
-"""Backbone training for camera faces: camera augmentation, class balance, starting from a committed checkpoint."""
+"""Backbone training: camera augmentation, class balance, distillation, resuming committed checkpoints."""
 
 from __future__ import annotations
 
@@ -108,3 +108,48 @@ def test_a_committed_model_starts_a_new_training(tmp_path, faces):
     tuned = keras.saving.load_model(warm["model_path"])
     np.testing.assert_allclose(tuned.predict(X[..., None].astype("float32"), verbose=0),
                                source.predict(X[..., None].astype("float32"), verbose=0), atol=1e-3)
+
+
+def test_distillation_loss_matches_numpy():
+    from emotify_ml.backbones.train import distillation_classes
+
+    loss_class, accuracy_class = distillation_classes()
+    student = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]], np.float32)
+    teacher = np.array([[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    y = np.eye(3, dtype=np.float32)[[0, 1]]
+    alpha, t = 0.3, 2.0
+
+    def soften(p):
+        z = np.log(p) / t
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+    hard = -np.sum(y * np.log(student), axis=1)
+    q, p = soften(teacher), soften(student)
+    soft = np.sum(q * (np.log(q) - np.log(p)), axis=1) * t * t
+    loss = loss_class(3, alpha=alpha, temperature=t)
+    assert float(loss(np.concatenate([y, teacher], 1), student)) == pytest.approx(
+        np.mean((1 - alpha) * hard + alpha * soft), rel=1e-5)
+    assert float(loss(y, student)) == pytest.approx(np.mean(hard), rel=1e-5)  # validation: labels only
+    assert float(loss(np.concatenate([y, student], 1), student)) == pytest.approx((1 - alpha) * np.mean(hard), rel=1e-5)
+    accuracy = accuracy_class(3)
+    accuracy.update_state(np.concatenate([y, teacher], 1), student)
+    assert float(accuracy.result()) == pytest.approx(0.5)
+
+
+def test_distillation_trains_and_resumes_only_with_its_teacher(tmp_path, faces):
+    from emotify_ml.backbones.train import train_backbone
+
+    X, y = faces
+    kwargs = dict(epochs=2, batch_size=8, warmup_epochs=0, model=TINY, mixed_precision=False)
+    teacher = train_backbone(X, y, X, y, out_dir=tmp_path / "teacher", **{**kwargs, "epochs": 1})["model_path"]
+    student = dict(kwargs, model={**TINY, "widths": [2, 4]}, teacher=teacher, distill_alpha=0.7)
+    first = train_backbone(X, y, X, y, out_dir=tmp_path / "s", max_epochs_this_call=1, **student)
+    assert first["epochs_done"] == 1 and 0.0 <= first["history"][0]["val_accuracy"] <= 1.0
+    with pytest.raises(DataError, match="trained with distillation"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "s", **kwargs)
+    second = train_backbone(X, y, X, y, out_dir=tmp_path / "s", **student)
+    assert second["epochs_done"] == 2 and second["model_path"] is not None
+    with pytest.raises(ValueError, match="do not combine"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "e", **student, class_balance="logit_adjust")
+    with pytest.raises(DataError, match="does not exist"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "e", **{**student, "teacher": tmp_path / "none.keras"})

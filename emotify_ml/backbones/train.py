@@ -19,11 +19,17 @@ For faces that FER-2013 does not hold: ``camera`` adds the camera augmentation o
 contrast, colour cast as serving converts it, occlusion) in front of the Keras augmenter, and
 ``class_balance`` makes the rare classes count: per-class sample weights (``"weights"``) or
 logit-adjusted cross-entropy (``"logit_adjust"``, Menon et al. 2021), both with strength ``balance_tau``.
+
+For a smaller, faster net: ``teacher`` distils a trained backbone into the one being trained
+(Hinton et al. 2015). The teacher's probabilities on each training face (and its mirror image) are
+computed once; the loss mixes the labels' cross-entropy with the KL divergence from the teacher's
+softened probabilities (``distill_alpha``, ``distill_temperature``).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -96,6 +102,88 @@ def logit_adjusted_loss_class():
     return LogitAdjustedCrossentropy
 
 
+@functools.lru_cache(maxsize=None)
+def distillation_classes():
+    """The Keras loss and metric of distillation (registered on first use, so resuming can load them).
+
+    Distillation targets are ``[one-hot labels | teacher probabilities]`` (``2 * K`` columns); plain
+    one-hot targets (``K`` columns, the validation set) get the plain cross-entropy.
+    """
+    import keras
+
+    @keras.saving.register_keras_serializable(package="emotify")
+    class DistillationLoss(keras.losses.Loss):
+        """``(1 - alpha) * CE(labels, p) + alpha * T**2 * KL(softmax(log q / T) || softmax(log p / T))``.
+
+        ``p`` is the student's softmax output, ``q`` the teacher's probabilities; ``T**2`` keeps the
+        soft term's gradients at the hard term's scale.
+        """
+
+        def __init__(self, n_classes=7, alpha=0.5, temperature=4.0, label_smoothing=0.0,
+                     name="distillation_loss", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.n_classes = int(n_classes)
+            self.alpha = float(alpha)
+            self.temperature = float(temperature)
+            self.label_smoothing = float(label_smoothing)
+
+        def call(self, y_true, y_pred):
+            from keras import ops
+
+            k = self.n_classes
+            log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+            log_p = log_p - ops.logsumexp(log_p, axis=-1, keepdims=True)
+            y_true = ops.cast(y_true, "float32")
+            target = y_true[:, :k] * (1.0 - self.label_smoothing) + self.label_smoothing / k
+            hard = -ops.sum(target * log_p, axis=-1)
+            if y_true.shape[-1] == k:
+                return hard
+            t = self.temperature
+            log_q_t = ops.log(ops.clip(y_true[:, k:], 1e-7, 1.0)) / t
+            log_q_t = log_q_t - ops.logsumexp(log_q_t, axis=-1, keepdims=True)
+            log_p_t = log_p / t
+            log_p_t = log_p_t - ops.logsumexp(log_p_t, axis=-1, keepdims=True)
+            soft = ops.sum(ops.exp(log_q_t) * (log_q_t - log_p_t), axis=-1) * (t * t)
+            return (1.0 - self.alpha) * hard + self.alpha * soft
+
+        def get_config(self):
+            return {**super().get_config(), "n_classes": self.n_classes, "alpha": self.alpha,
+                    "temperature": self.temperature, "label_smoothing": self.label_smoothing}
+
+    @keras.saving.register_keras_serializable(package="emotify")
+    class LabelAccuracy(keras.metrics.CategoricalAccuracy):
+        """Accuracy against the labels, the first ``n_classes`` columns of distillation targets."""
+
+        def __init__(self, n_classes=7, name="accuracy", dtype=None):
+            super().__init__(name=name, dtype=dtype)
+            self.n_classes = int(n_classes)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            return super().update_state(y_true[..., : self.n_classes], y_pred, sample_weight=sample_weight)
+
+        def get_config(self):
+            return {"name": self.name, "dtype": self.dtype, "n_classes": self.n_classes}
+
+    return DistillationLoss, LabelAccuracy
+
+
+def teacher_probabilities(teacher, images, n_classes: int, batch_size: int = 512) -> np.ndarray:
+    """A trained backbone's class probabilities for ``images``: the mean over each face and its mirror image."""
+    import keras
+
+    try:
+        net = keras.saving.load_model(teacher, compile=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"teacher {str(teacher)!r} is not a Keras backbone (.keras): {exc}") from None
+    if tuple(net.output_shape) != (None, n_classes):
+        raise DataError(f"teacher {str(teacher)!r} outputs {tuple(net.output_shape)}; "
+                        f"distillation needs (None, {n_classes})")
+    x = np.asarray(images, np.float32)[..., None]
+    predict = lambda a: np.concatenate([np.asarray(net(a[i : i + batch_size], training=False))  # noqa: E731
+                                        for i in range(0, len(a), batch_size)])
+    return ((predict(x) + predict(x[:, :, ::-1])) / 2).astype("float32")
+
+
 def _camera_map(params: dict, seed: int):
     """A ``tf.data`` map that runs :func:`emotify_ml.backbones.camera.camera_augment` on each batch."""
     import tensorflow as tf
@@ -154,6 +242,14 @@ def _start_from(init_from, out: Path, net) -> None:
     log.info("started %s from the weights of %s (%d layers)", out, init_from, loaded)
 
 
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where mixed precision pays off."""
     try:
@@ -185,6 +281,9 @@ def train_backbone(
     class_balance: str = "none",
     balance_tau: float = 1.0,
     init_from=None,
+    teacher=None,
+    distill_alpha: float = 0.5,
+    distill_temperature: float = 4.0,
     on_epoch_end=None,
     max_epochs_this_call: int | None = None,
 ) -> dict:
@@ -217,6 +316,11 @@ def train_backbone(
         A committed checkpoint to start a new ``out_dir`` from: a checkpoint folder (``state.json`` +
         ``last.keras``), copied in and resumed, or a ``.keras`` model whose weights (matched by layer
         name and shape) start the training. Ignored when ``out_dir`` already holds a checkpoint.
+    teacher : path, optional
+        A trained backbone (``.keras``) to distil: the loss becomes ``(1 - distill_alpha)`` times the
+        labels' cross-entropy plus ``distill_alpha`` times the KL divergence from the teacher's
+        probabilities softened by ``distill_temperature``. A checkpoint resumes only with the same
+        teacher and settings.
     on_epoch_end : callable(epoch: int, logs: dict), optional
         Called after every epoch with train/val metrics (e.g. to log to MLflow).
     max_epochs_this_call : int, optional
@@ -237,6 +341,15 @@ def train_backbone(
         raise ValueError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}; got {class_balance!r}")
     if not float(balance_tau) >= 0.0:
         raise ValueError(f"balance_tau must be >= 0; got {balance_tau!r}")
+    if teacher is not None:
+        if class_balance == "logit_adjust":
+            raise ValueError("teacher (distillation) and class_balance='logit_adjust' do not combine; "
+                             "use class_balance 'none' or 'weights'")
+        if not 0.0 <= float(distill_alpha) <= 1.0 or not float(distill_temperature) > 0.0:
+            raise ValueError(f"distill_alpha must be in [0, 1] and distill_temperature > 0; got {distill_alpha!r}, "
+                             f"{distill_temperature!r}")
+        if not Path(teacher).is_file():
+            raise DataError(f"teacher {str(teacher)!r} does not exist; give a trained backbone (.keras)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "state.json"
@@ -252,7 +365,15 @@ def train_backbone(
         log.info("resuming the checkpoint %s in %s", init_path, out)
     state = json.loads(state_file.read_text()) if state_file.exists() else {
         "epochs_done": 0, "best_epoch": -1, "best_val_accuracy": -1.0, "history": [], "stopped_early": False}
+    distill = None if teacher is None else {
+        "teacher_sha256": _sha256(teacher), "alpha": float(distill_alpha), "temperature": float(distill_temperature)}
+    if state["epochs_done"] > 0 and state.get("distill") != distill:
+        raise DataError(f"{state_file} was trained with distillation {state.get('distill')}; this call asks for "
+                        f"{distill}: pass the same teacher and settings, or another out_dir")
+    state["distill"] = distill
     model_kwargs = dict(model or {})
+    n_classes = int(model_kwargs.get("n_classes", 7))
+    soft_targets = None if teacher is None else teacher_probabilities(teacher, train_images, n_classes)
     keras.utils.set_random_seed(seed)
     if mixed_precision is None:
         mixed_precision = not tf.config.list_physical_devices("GPU") and cpu_has_bf16()
@@ -270,15 +391,20 @@ def train_backbone(
         if state["epochs_done"] > 0 and not (out / "last.keras").exists():
             raise DataError(f"{state_file} says {state['epochs_done']} epoch(s) are done but {out / 'last.keras'} is "
                             f"missing; delete {out} to train from scratch")
-        n_classes = int((model_kwargs or {}).get("n_classes", 7))
         prior = class_prior(train_labels, n_classes)
-        if class_balance == "logit_adjust":
+        metrics = ["accuracy"]
+        if teacher is not None:
+            loss_class, accuracy_class = distillation_classes()
+            loss = loss_class(n_classes, alpha=distill_alpha, temperature=distill_temperature,
+                              label_smoothing=label_smoothing)
+            metrics = [accuracy_class(n_classes)]
+        elif class_balance == "logit_adjust":
             loss_class = logit_adjusted_loss_class()
             loss = loss_class(np.log(prior).tolist(), tau=balance_tau, label_smoothing=label_smoothing)
         else:
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         if state["epochs_done"] > 0:
-            logit_adjusted_loss_class()  # registered, so a checkpoint trained with it loads
+            logit_adjusted_loss_class(), distillation_classes()  # registered, so a checkpoint trained with them loads
             net = keras.saving.load_model(out / "last.keras")
             log.info("resuming from %s after epoch %d", out / "last.keras", state["epochs_done"])
             # the schedule follows this call's `epochs` (identical when unchanged; re-planned otherwise)
@@ -290,13 +416,15 @@ def train_backbone(
             net.compile(
                 optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                 loss=loss,
-                metrics=["accuracy"],
+                metrics=metrics,
             )
         augmenter = build_augmenter(**(augment or {}), seed=seed)
-        n_classes = net.output_shape[-1]
         onehot = lambda y: np.eye(n_classes, dtype="float32")[y]  # noqa: E731
+        targets = onehot(train_labels)
+        if soft_targets is not None:
+            targets = np.concatenate([targets, soft_targets], axis=1)
         weights = balanced_weights(train_labels, n_classes, balance_tau) if class_balance == "weights" else None
-        train_ds = _dataset(train_images, onehot(train_labels), batch_size=batch_size, augmenter=augmenter,
+        train_ds = _dataset(train_images, targets, batch_size=batch_size, augmenter=augmenter,
                             shuffle_seed=seed + state["epochs_done"], camera=camera, weights=weights)
         val_ds = _dataset(val_images, onehot(val_labels), batch_size=512)
 
