@@ -6,6 +6,7 @@ Rows (the same crops, the same process, one after the other):
 * Emotify ``compiled float32`` and ``compiled int8``: its LiteRT graphs (``artifacts/compiled``, no TensorFlow);
 * ``fer``: the fer package's quantized mini-Xception (``../shared/models/fer_peer``; skipped when absent),
   one face per ``invoke()`` as that package runs it.
+* ``--also LABEL=FOLDER``: other compiled models (e.g. the previously shipped one), compiled int8.
 
 Each model is called through its Python API (``emotify_ml.models.load_model(...).predict_proba``):
 faces/s over all crops in batches of ``--batch`` (default 512) and the same per CPU-second of
@@ -82,7 +83,7 @@ def speed(predict_proba, faces, *, batch: int, singles: int) -> dict:
             "ms_per_face_batched": 1000 * seconds / len(faces)}
 
 
-def model_rows(faces, labels, *, batch, singles, rounds) -> list[dict]:
+def model_rows(faces, labels, *, batch, singles, rounds, also=()) -> list[dict]:
     from fer_peer import PEER_NAME, load_peer, peer_model_path
 
     from emotify_ml.models import load_model
@@ -90,8 +91,11 @@ def model_rows(faces, labels, *, batch, singles, rounds) -> list[dict]:
     candidates = [("Emotify keras", lambda: load_model(SHIPPED, runtime="keras")),
                   ("Emotify compiled float32", lambda: load_model(SHIPPED, runtime="compiled:float32")),
                   ("Emotify compiled int8", lambda: load_model(SHIPPED, runtime="compiled:int8"))]
+    candidates += [(f"{label} compiled int8", lambda m=model: load_model(m, runtime="compiled:int8"))
+                   for label, model in also]
     if peer_model_path() is not None:
         candidates.append((PEER_NAME, load_peer))
+    others = {name for name, _ in candidates[3:]}  # other models: no label agreement with the shipped keras row
     models, rows = [], []
     for name, load in candidates:
         t0 = time.perf_counter()
@@ -114,7 +118,8 @@ def model_rows(faces, labels, *, batch, singles, rounds) -> list[dict]:
         row["faces_per_cpu_s_batched"] = max(m["faces_per_cpu_s_batched"] for m in row["rounds"])
         row["ms_per_face_batch1"] = min(m["ms_per_face_batch1"] for m in row["rounds"])
         row["accuracy"] = float(np.mean(pred == labels))
-        row["label_agreement_with_keras"] = (None if row is rows[0] or row["model"] == PEER_NAME
+        other_model = row["model"] == PEER_NAME or row["model"] in others
+        row["label_agreement_with_keras"] = (None if row is rows[0] or other_model
                                              else float(np.mean(pred == reference)))
     return rows
 
@@ -163,14 +168,16 @@ def startup_rows(workdir: Path, before: Path | None = None) -> list[dict]:
     return rows
 
 
-def score_batch_rows(workdir: Path, fer_root: Path) -> list[dict]:
+def score_batch_rows(workdir: Path, fer_root: Path, also=()) -> list[dict]:
     test = fer_root / "test"
     n = sum(1 for p in test.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     rows = []
-    for name, model in (("keras", workdir / "keras_model"), ("compiled int8", SHIPPED)):
+    models = [("keras", workdir / "keras_model"), ("compiled int8", SHIPPED)]
+    models += [(f"{label}, compiled int8", Path(model)) for label, model in also]
+    for i, (name, model) in enumerate(models):
         if not model.exists():
             model = keras_copy(workdir)
-        out = workdir / f"batch_{name.split()[0]}"
+        out = workdir / f"batch_{i}"
         cmd = [sys.executable, "-m", "pipelines.score_batch", f"input={test}", f"output={out}", "detect=never",
                f"model={model}", "progress=false"]
         result = run_measured(cmd)
@@ -219,25 +226,34 @@ def main(argv=None) -> int:
                         "whose live start-up is measured too, with the same model")
     parser.add_argument("--score-batch", action=argparse.BooleanOptionalAction, default=True,
                         help="time pipelines.score_batch detect=never on the test folder (default: on with the full data)")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=FOLDER",
+                        help="another compiled model folder (e.g. the previously shipped one) timed beside the "
+                        "shipped model (crops, compiled int8, and score_batch); repeatable")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "speed.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from emotify_ml.runtime import has_compiled, read_manifest
 
-    if not has_compiled(SHIPPED):
-        raise SystemExit(f"error: {SHIPPED} has no compiled artifact; run python -m pipelines.export model={SHIPPED}")
+    also = [tuple(item.split("=", 1)) for item in args.also]
+    for item, pair in zip(args.also, also):
+        if len(pair) != 2:
+            raise SystemExit(f"error: --also takes LABEL=FOLDER; got {item!r}")
+    for model in [SHIPPED] + [Path(folder) for _, folder in also]:
+        if not has_compiled(model):
+            raise SystemExit(f"error: {model} has no compiled artifact; run python -m pipelines.export model={model}")
     faces, labels, root = crops(args.data_root, args.limit)
     print(f"{len(faces)} PrivateTest crops from {root}", flush=True)
     result = {"environment": environment(), "data": {"root": str(root), "split": "PrivateTest", "n": int(len(faces))},
               "model": str(SHIPPED.relative_to(REPO)), "compiled": {k: read_manifest(SHIPPED)[k] for k in ("variants", "versions")},
               "batch": args.batch, "singles": args.singles, "rounds": args.rounds,
-              "crops": model_rows(faces, labels, batch=args.batch, singles=args.singles, rounds=args.rounds)}
+              "also": dict(also),
+              "crops": model_rows(faces, labels, batch=args.batch, singles=args.singles, rounds=args.rounds, also=also)}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if args.startup:
             result["startup"] = startup_rows(workdir, Path(args.startup_before) if args.startup_before else None)
         if args.score_batch and (root / "test").is_dir() and args.limit is None:
-            result["score_batch"] = score_batch_rows(workdir, root)
+            result["score_batch"] = score_batch_rows(workdir, root, also)
     print(table(result["crops"]))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

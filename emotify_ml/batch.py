@@ -37,6 +37,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -325,27 +326,34 @@ class BatchScorer:
         """Classify the crops of ``pending`` [(base row, crops, records)] in one batch and build the rows."""
         crops = [c for _, c, _ in pending if len(c)]
         proba = self.step.classify(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
-        rows, k = [], 0
-        names = np.asarray(EMOTIONS, dtype=object)
-        for base, _, records in pending:
-            for record in records:
-                row = {**base, **record}
-                if record.get("face_source") in ("detector", "whole_image"):
-                    row.update(zip(EMOTIONS, proba[k].tolist()))
-                    row["label"] = str(names[int(np.argmax(proba[k]))])
-                    k += 1
-                rows.append(row)
-        return self.frame_of(rows)
-
-    def frame_of(self, rows) -> pd.DataFrame:
-        """Rows (dicts) as a DataFrame with exactly :data:`COLUMNS`, their order and dtypes."""
+        rows = [{**base, **record} for base, _, records in pending for record in records]
         table = pd.DataFrame(rows, columns=list(COLUMNS))
+        scored = table["face_source"].isin(["detector", "whole_image"]).to_numpy()  # in the order of the crops
+        values, labels = np.full((len(table), len(EMOTIONS)), np.nan), np.full(len(table), None, dtype=object)
+        values[scored], labels[scored] = proba, np.asarray(EMOTIONS, dtype=object)[proba.argmax(axis=1)]
+        table[list(EMOTIONS)], table["label"] = values, labels
+        return self.frame_of(table)
+
+    def frame_of(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` (with :data:`COLUMNS`) with this model's columns filled and the dtypes of :data:`COLUMNS`."""
         table["model_uri"] = self.model.uri
         table["model_version"] = self.model.version
         return table.astype(COLUMNS)
 
     def score_images(self, items) -> pd.DataFrame:
         """Score images: ``items`` is an iterable of ``(WorkItem, bytes or None)`` (None: read the file)."""
+        return self.classify_images(self.prepare_images(items))
+
+    def classify_images(self, pending) -> pd.DataFrame:
+        """The rows of images made ready by :meth:`prepare_images`: their crops classified in one batch."""
+        return self._rows(pending)
+
+    def prepare_images(self, items) -> list:
+        """Read, decode and crop images (no classification): what :meth:`classify_images` takes.
+
+        Safe to run in another thread than :meth:`classify_images` (the detector and the classifier are
+        separate objects), so the next batch's decoding overlaps this batch's inference.
+        """
         pending = []
         for item, data in items:
             base = {"path": item.path, "size": item.size, "mtime_ms": item.mtime_ms, "kind": "image"}
@@ -358,7 +366,7 @@ class BatchScorer:
                 pending.append((base, (), [{"error": _describe(exc)}]))
                 continue
             pending.append((base, crops, records))
-        return self._rows(pending)
+        return pending
 
     def score_video(self, item: WorkItem) -> pd.DataFrame:
         """Score every ``frame_stride``-th frame of ``item``'s range ``[start, stop)`` of a video."""
@@ -428,11 +436,17 @@ def run_local(items, scorer: BatchScorer, output, *, batch_size: int = 256, prog
 
     images = [i for i in items if i.kind == "image"]
     videos = [i for i in items if i.kind == "video"]
-    with tqdm(total=len(items), unit="item", desc="scoring", disable=not progress) as bar:
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            flush(scorer.score_images((item, None) for item in chunk))
-            bar.update(len(chunk))
+    chunks = [[(item, None) for item in images[start:start + batch_size]] for start in range(0, len(images), batch_size)]
+    with tqdm(total=len(items), unit="item", desc="scoring", disable=not progress) as bar, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotify-decode") as reader:
+        # the next chunk is read and decoded while this one is classified (the interpreter releases the GIL)
+        ahead = reader.submit(scorer.prepare_images, chunks[0]) if chunks else None
+        for k in range(len(chunks)):
+            pending = ahead.result()
+            if k + 1 < len(chunks):
+                ahead = reader.submit(scorer.prepare_images, chunks[k + 1])
+            flush(scorer.classify_images(pending))
+            bar.update(len(pending))
         ranges = []  # a video's ranges are written together, so a re-run never skips an unfinished video
         for item in videos:
             ranges.append(scorer.score_video(item))

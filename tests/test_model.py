@@ -281,6 +281,15 @@ def test_the_champion_lookup_is_remembered_while_the_store_is_unchanged(fitted, 
     assert resolve_model(tracking_uri=copied_store_uri).version == "2" and len(lookups) == 2
 
 
+def test_a_local_folder_is_resolved_without_the_tracking_store(saved, copied_store_uri):
+    """Start-up: a model folder needs no store, so resolving it with one configured does not import MLflow."""
+    script = ("import sys; from emotify_ml.models import resolve_model; "
+              f"r = resolve_model({str(saved)!r}, tracking_uri={copied_store_uri!r}); "
+              "print(r.version, 'mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "False"]
+
+
 def test_runtime_auto_uses_the_compiled_model_when_there_is_one(saved, faces, monkeypatch):
     X, _ = faces
     (saved / "artifacts" / "compiled").mkdir()

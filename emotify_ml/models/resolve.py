@@ -107,12 +107,17 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
         remembered = _remembered_default(str(tracking_uri), spec, registered_name or spec.registered_name)
         if remembered is not None:
             return remembered  # the store is unchanged since the last lookup: no mlflow import (start-up time)
-    if tracking_uri:
-        import mlflow  # imported only where a store is used: a local folder needs none (start-up time)
 
-        _check_store(tracking_uri, allow_remote)
-        mlflow.set_tracking_uri(tracking_uri)
+    def use_store():  # MLflow is imported only where a store is used: a local folder needs none (start-up time)
+        import mlflow
+
+        if tracking_uri:
+            _check_store(tracking_uri, allow_remote)
+            mlflow.set_tracking_uri(tracking_uri)
+        return mlflow
+
     if uri is None:
+        use_store()
         return _default(spec, registered_name or spec.registered_name, allow_remote)
     uri = str(uri)
     if uri.startswith("file://"):
@@ -120,14 +125,14 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
     elif is_remote(uri):
         if not allow_remote:
             _refuse_remote("location", uri)
+        use_store()
         return _download(uri, None, None)
     else:
         local = Path(uri).expanduser()
     if local.exists():
         return _checked(ResolvedModel(uri, str(local.resolve())))
     if uri.startswith(("models:/", "runs:/")):
-        import mlflow
-
+        mlflow = use_store()
         _check_store(mlflow.get_tracking_uri(), allow_remote)
         if uri.startswith("models:/"):
             _check_registry(allow_remote)
