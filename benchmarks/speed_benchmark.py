@@ -175,12 +175,14 @@ def score_batch_rows(workdir: Path, fer_root: Path, also=()) -> list[dict]:
     models = [("keras", workdir / "keras_model"), ("compiled int8", SHIPPED)]
     models += [(f"{label}, compiled int8", Path(model)) for label, model in also]
     for i, (name, model) in enumerate(models):
-        if not model.exists():
+        if name == "keras" and not model.exists():  # made by the start-up rows when they ran
             model = keras_copy(workdir)
         out = workdir / f"batch_{i}"
         cmd = [sys.executable, "-m", "pipelines.score_batch", f"input={test}", f"output={out}", "detect=never",
                f"model={model}", "progress=false"]
         result = run_measured(cmd)
+        if result["exit_code"] != 0:
+            raise SystemExit(f"error: {' '.join(map(str, cmd))} failed (exit code {result['exit_code']})")
         rows.append({"command": "python -m pipelines.score_batch detect=never", "runtime": name, "faces": n,
                      "faces_per_s": n / result["seconds"], **result})
         print(f"  score_batch detect=never, {name}: {n / result['seconds']:.0f} faces/s "
@@ -238,6 +240,7 @@ def main(argv=None) -> int:
     for item, pair in zip(args.also, also):
         if len(pair) != 2:
             raise SystemExit(f"error: --also takes LABEL=FOLDER; got {item!r}")
+    also = [(label, str(Path(folder).resolve())) for label, folder in also]  # the subprocesses run in the repo
     for model in [SHIPPED] + [Path(folder) for _, folder in also]:
         if not has_compiled(model):
             raise SystemExit(f"error: {model} has no compiled artifact; run python -m pipelines.export model={model}")

@@ -436,17 +436,21 @@ def run_local(items, scorer: BatchScorer, output, *, batch_size: int = 256, prog
 
     images = [i for i in items if i.kind == "image"]
     videos = [i for i in items if i.kind == "video"]
-    chunks = [[(item, None) for item in images[start:start + batch_size]] for start in range(0, len(images), batch_size)]
+    chunks = [[(item, None) for item in images[i:i + batch_size]] for i in range(0, len(images), batch_size)]
     with tqdm(total=len(items), unit="item", desc="scoring", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotify-decode") as reader:
         # the next chunk is read and decoded while this one is classified (the interpreter releases the GIL)
         ahead = reader.submit(scorer.prepare_images, chunks[0]) if chunks else None
-        for k in range(len(chunks)):
-            pending = ahead.result()
-            if k + 1 < len(chunks):
-                ahead = reader.submit(scorer.prepare_images, chunks[k + 1])
-            flush(scorer.classify_images(pending))
-            bar.update(len(pending))
+        try:
+            for k in range(len(chunks)):
+                pending = ahead.result()
+                if k + 1 < len(chunks):
+                    ahead = reader.submit(scorer.prepare_images, chunks[k + 1])
+                flush(scorer.classify_images(pending))
+                bar.update(len(pending))
+        except BaseException:  # a failed write or Ctrl-C: do not wait for the chunk being read
+            reader.shutdown(wait=False, cancel_futures=True)
+            raise
         ranges = []  # a video's ranges are written together, so a re-run never skips an unfinished video
         for item in videos:
             ranges.append(scorer.score_video(item))

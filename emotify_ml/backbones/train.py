@@ -373,7 +373,13 @@ def train_backbone(
     state["distill"] = distill
     model_kwargs = dict(model or {})
     n_classes = int(model_kwargs.get("n_classes", 7))
-    soft_targets = None if teacher is None else teacher_probabilities(teacher, train_images, n_classes)
+    start = state["epochs_done"]
+    stop = epochs if max_epochs_this_call is None else min(epochs, start + max_epochs_this_call)
+    will_train = start < stop and not state["stopped_early"]
+    # the teacher's pass over the training faces only when epochs are left to train
+    soft_targets = None
+    if teacher is not None and will_train:
+        soft_targets = teacher_probabilities(teacher, train_images, n_classes)
     keras.utils.set_random_seed(seed)
     if mixed_precision is None:
         mixed_precision = not tf.config.list_physical_devices("GPU") and cpu_has_bf16()
@@ -456,9 +462,7 @@ def train_backbone(
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, logs)
 
-        start = state["epochs_done"]
-        stop = epochs if max_epochs_this_call is None else min(epochs, start + max_epochs_this_call)
-        if start < stop and not state["stopped_early"]:
+        if will_train:
             net.fit(train_ds, validation_data=val_ds, epochs=stop, initial_epoch=start,
                     callbacks=[Checkpoint()], verbose=2)
         finished = state["stopped_early"] or state["epochs_done"] >= epochs

@@ -95,7 +95,8 @@ def resolve_model(uri=None, *, kind: str = "emotion", tracking_uri=None, registe
     Raises
     ------
     UntrustedModelError
-        A remote URI or store without ``allow_remote``.
+        A remote URI without ``allow_remote``, or a remote store where one is used (``uri=None``,
+        ``models:/``, ``runs:/``; a local folder is read without the store).
     ModelNotFoundError
         The URI does not resolve to a model folder, or (``uri=None``) there is neither a
         champion nor a shipped model.
