@@ -28,8 +28,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 CANDIDATES = {
-    "vgg (shipped)": {"widths": [32, 64, 128, 256], "convs_per_block": [2, 2, 3, 3]},
-    "vgg_small (experiments/backbone/vgg_small.yaml)": {"widths": [16, 32, 96, 192], "convs_per_block": [1, 2, 2, 2]},
+    "vgg (experiments/backbone/vgg.yaml, the teacher)": {"widths": [32, 64, 128, 256], "convs_per_block": [2, 2, 3, 3]},
+    "vgg_small (experiments/backbone/vgg_small.yaml, shipped)": {"widths": [16, 32, 96, 192],
+                                                                 "convs_per_block": [1, 2, 2, 2]},
     "vgg 16-32-64-128, 1-2-2-2": {"widths": [16, 32, 64, 128], "convs_per_block": [1, 2, 2, 2]},
     "vgg 24-48-96-192, 1-2-2-2": {"widths": [24, 48, 96, 192], "convs_per_block": [1, 2, 2, 2]},
     "vgg 32-64-128-256, 1-1-2-2": {"widths": [32, 64, 128, 256], "convs_per_block": [1, 1, 2, 2]},

@@ -380,6 +380,7 @@ def test_ship_model_pins_the_champion_and_records_it(fitted, tracking_uri, tmp_p
     assert provenance["source"] == "models:/emotify-emotion@champion"
     assert (provenance["registered_version"], provenance["run_id"]) == ("emotify-emotion/1", run.info.run_id)
     assert load_emotion_model(tmp_path / "shipped").kind == "emotion"
+    assert not (tmp_path / "shipped" / "registered_model_meta").exists()  # this store's numbering stays here
 
 
 @pytest.mark.parametrize("failure", ["export", "crash"])

@@ -192,7 +192,8 @@ def export_model(uri, dest, *, kind: str | None = None, tracking_uri=None, prove
         else:
             meta = read_meta(folder / "artifacts", source=resolved.uri)
             load_resolved(resolved, kind=kind or meta.get("kind"), runtime="keras")  # fails before anything is written
-            shutil.copytree(folder, staged)
+            # MLflow's note of the registry version it downloaded: the provenance says it, for any store
+            shutil.copytree(folder, staged, ignore=shutil.ignore_patterns("registered_model_meta"))
         (staged / "provenance.json").write_text(json.dumps({"source": str(uri), **(provenance or {})}, indent=2,
                                                            default=str) + "\n")
         if dest.exists():
