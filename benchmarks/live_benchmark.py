@@ -485,6 +485,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None,
                    help="where to write the results (default: benchmarks/results/live.json, with --suite live_speed.json)")
     args = p.parse_args(argv)
+    if args.model and Path(args.model).expanduser().exists():  # the start-up runs start in other folders
+        args.model = str(Path(args.model).expanduser().resolve())
     results_dir = Path(__file__).resolve().parent / "results"
     if args.suite:
         report = suite(args)
