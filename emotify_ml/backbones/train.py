@@ -29,7 +29,6 @@ softened probabilities (``distill_alpha``, ``distill_temperature``).
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import json
 import logging
@@ -43,6 +42,7 @@ import numpy as np
 
 from emotify_ml.backbones.cnn import build_augmenter, build_backbone
 from emotify_ml.exceptions import DataError
+from emotify_ml.paths import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +242,6 @@ def _start_from(init_from, out: Path, net) -> None:
     log.info("started %s from the weights of %s (%d layers)", out, init_from, loaded)
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cpu_has_bf16() -> bool:
     """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where mixed precision pays off."""
     try:
@@ -366,7 +358,8 @@ def train_backbone(
     state = json.loads(state_file.read_text()) if state_file.exists() else {
         "epochs_done": 0, "best_epoch": -1, "best_val_accuracy": -1.0, "history": [], "stopped_early": False}
     distill = None if teacher is None else {
-        "teacher_sha256": _sha256(teacher), "alpha": float(distill_alpha), "temperature": float(distill_temperature)}
+        "teacher_sha256": sha256_file(teacher), "alpha": float(distill_alpha),
+        "temperature": float(distill_temperature)}
     if state["epochs_done"] > 0 and state.get("distill") != distill:
         raise DataError(f"{state_file} was trained with distillation {state.get('distill')}; this call asks for "
                         f"{distill}: pass the same teacher and settings, or another out_dir")

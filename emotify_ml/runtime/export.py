@@ -39,6 +39,7 @@ import numpy as np
 
 from emotify_ml.exceptions import InputError
 from emotify_ml.labels import EMOTIONS, TEST, TRAIN
+from emotify_ml.paths import sha256_file
 from emotify_ml.runtime.compiled import COMPILED_DIR, MANIFEST, VARIANTS, compiled_dir, load_compiled
 
 log = logging.getLogger(__name__)
@@ -253,14 +254,6 @@ def parity(reference: np.ndarray, proba: np.ndarray, labels: np.ndarray | None =
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _versions() -> dict:
     from importlib import metadata
 
@@ -353,7 +346,7 @@ def compile_model(model_dir, *, variants=VARIANTS, quantization: str = "dynamic"
             name = GRAPH_FILE.format(variant=variant)
             (staged / name).write_bytes(convert(graph, variant, representative, quantization))
             manifest["variants"][variant] = {"file": name, "bytes": (staged / name).stat().st_size,
-                                             "sha256": _sha256(staged / name),
+                                             "sha256": sha256_file(staged / name),
                                              "quantization": quantization if variant == "int8" else None}
         if head["kind"] == "linear":
             np.savez(staged / HEAD_FILE, weights=head["weights"], bias=head["bias"])
@@ -412,7 +405,7 @@ def _artifacts_digest(model_dir: Path) -> str:
     root = Path(model_dir) / "artifacts"
     for path in sorted(p for p in root.rglob("*") if p.is_file() and COMPILED_DIR not in p.relative_to(root).parts):
         h.update(str(path.relative_to(root)).encode())
-        h.update(_sha256(path).encode())
+        h.update(sha256_file(path).encode())
     return h.hexdigest()
 
 
