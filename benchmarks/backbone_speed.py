@@ -1,13 +1,14 @@
 """Which backbone is fast enough: candidate nets as int8 LiteRT graphs against the fer peer, one run.
 
 Speed does not depend on the weights, so each candidate is built untrained (``build_backbone`` with
-its ``model`` settings), cut at the embedding as ``pipelines.export`` cuts it, and converted to the
-shipped int8 (dynamic) graph. Rows: multiply-adds and parameters a face, the graph's size, and faces
-per CPU-second with one thread, batches of 8 (best of 3 passes), as ``benchmarks/runtime_choice.py``
-measures; the fer peer's graph (``../shared/models/fer_peer``, one face per ``invoke()`` on its
-ready 64x64 input) is timed in the same run on the same faces. ``separable`` rows are
-depthwise-separable nets of the same widths (Xception-style blocks, built here only), measured to see
-whether fewer multiply-adds buy speed in this runtime.
+its ``model`` settings), cut at the embedding as ``pipelines.export`` cuts it, converted to the
+shipped int8 (dynamic) graph and run by the product's runner (``LiteRTGraph``). Rows: multiply-adds
+and parameters a face, the graph's size, and faces per CPU-second with one thread, batches of 8
+(best of 3 passes), as ``benchmarks/runtime_choice.py`` measures; the fer peer's graph
+(``../shared/models/fer_peer``, one face per ``invoke()`` on its ready 64x64 input) is timed in the
+same run on the same faces. ``separable`` rows are depthwise-separable nets of the same widths
+(Xception-style blocks, built here only), measured to see whether fewer multiply-adds buy speed in
+this runtime.
 
     nice -n 10 python benchmarks/backbone_speed.py      # writes benchmarks/results/backbone_speed.json
 """
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,34 +88,30 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    from ai_edge_litert.interpreter import Interpreter
     from fer_peer import PEER_NAME, load_peer, peer_input, peer_model_path
     from runtime_choice import cpu_speed
 
     from emotify_ml.backbones.cnn import EMBEDDING_LAYER, build_backbone
+    from emotify_ml.runtime.compiled import LiteRTGraph
     from emotify_ml.runtime.export import convert
 
     faces = np.random.default_rng(0).integers(0, 256, (args.faces, 48, 48), dtype=np.uint8)
     x = faces[..., None].astype(np.float32)
     rows = []
-    for name, settings in CANDIDATES.items():
-        settings = dict(settings)
-        net = separable_backbone(**settings) if settings.pop("separable", False) else build_backbone(**settings)
-        graph = keras.Model(net.inputs, {"embedding": net.get_layer(EMBEDDING_LAYER).output})
-        flatbuffer = convert(graph, "int8")
-        interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
-        slot = interpreter.get_input_details()[0]["index"]
-
-        def embed(batch, it=interpreter, slot=slot):
-            if tuple(it.get_input_details()[0]["shape"]) != batch.shape:
-                it.resize_tensor_input(slot, batch.shape)
-                it.allocate_tensors()
-            it.set_tensor(slot, batch)
-            it.invoke()
-
-        rows.append({"model": name, "multiply_adds_m": multiply_adds(net) / 1e6, "params_m": net.count_params() / 1e6,
-                     "int8_bytes": len(flatbuffer), "faces_per_cpu_s_1_thread": cpu_speed(embed, x, n=len(x))})
-        print(f"  {name}: {rows[-1]['faces_per_cpu_s_1_thread']:.0f} faces per CPU-s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="emotify-backbone-speed-") as tmp:
+        for k, (name, settings) in enumerate(CANDIDATES.items()):
+            settings = dict(settings)
+            net = separable_backbone(**settings) if settings.pop("separable", False) else build_backbone(**settings)
+            graph = keras.Model(net.inputs, {"embedding": net.get_layer(EMBEDDING_LAYER).output})
+            flatbuffer = convert(graph, "int8")
+            path = Path(tmp) / f"{k}.tflite"
+            path.write_bytes(flatbuffer)
+            runner = LiteRTGraph(path, num_threads=1, batch_size=8)  # as the product runs a graph
+            embed = lambda batch, g=runner: g(batch, ["embedding"])  # noqa: E731
+            rows.append({"model": name, "multiply_adds_m": multiply_adds(net) / 1e6,
+                         "params_m": net.count_params() / 1e6, "int8_bytes": len(flatbuffer),
+                         "faces_per_cpu_s_1_thread": cpu_speed(embed, x, n=len(x))})
+            print(f"  {name}: {rows[-1]['faces_per_cpu_s_1_thread']:.0f} faces per CPU-s", flush=True)
     if peer_model_path() is not None:  # its graph only, on its ready (64, 64) input, one face per invoke()
         it = load_peer(num_threads=1).interpreter
         slot = it.get_input_details()[0]["index"]

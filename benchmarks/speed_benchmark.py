@@ -95,7 +95,7 @@ def model_rows(faces, labels, *, batch, singles, rounds, also=()) -> list[dict]:
                    for label, model in also]
     if peer_model_path() is not None:
         candidates.append((PEER_NAME, load_peer))
-    others = {name for name, _ in candidates[3:]}  # other models: no label agreement with the shipped keras row
+    others = {name for name, _ in candidates[3:]}  # other models and the peer: no agreement with the keras row
     models, rows = [], []
     for name, load in candidates:
         t0 = time.perf_counter()
@@ -118,8 +118,7 @@ def model_rows(faces, labels, *, batch, singles, rounds, also=()) -> list[dict]:
         row["faces_per_cpu_s_batched"] = max(m["faces_per_cpu_s_batched"] for m in row["rounds"])
         row["ms_per_face_batch1"] = min(m["ms_per_face_batch1"] for m in row["rounds"])
         row["accuracy"] = float(np.mean(pred == labels))
-        other_model = row["model"] == PEER_NAME or row["model"] in others
-        row["label_agreement_with_keras"] = (None if row is rows[0] or other_model
+        row["label_agreement_with_keras"] = (None if row is rows[0] or row["model"] in others
                                              else float(np.mean(pred == reference)))
     return rows
 

@@ -322,7 +322,7 @@ class BatchScorer:
             records.append(record)
         return crops, records
 
-    def _rows(self, pending) -> pd.DataFrame:
+    def classify(self, pending) -> pd.DataFrame:
         """Classify the crops of ``pending`` [(base row, crops, records)] in one batch and build the rows."""
         crops = [c for _, c, _ in pending if len(c)]
         proba = self.step.classify(np.concatenate(crops)) if crops else np.zeros((0, len(EMOTIONS)))
@@ -342,16 +342,12 @@ class BatchScorer:
 
     def score_images(self, items) -> pd.DataFrame:
         """Score images: ``items`` is an iterable of ``(WorkItem, bytes or None)`` (None: read the file)."""
-        return self.classify_images(self.prepare_images(items))
-
-    def classify_images(self, pending) -> pd.DataFrame:
-        """The rows of images made ready by :meth:`prepare_images`: their crops classified in one batch."""
-        return self._rows(pending)
+        return self.classify(self.prepare_images(items))
 
     def prepare_images(self, items) -> list:
-        """Read, decode and crop images (no classification): what :meth:`classify_images` takes.
+        """Read, decode and crop images (no classification): what :meth:`classify` takes.
 
-        Safe to run in another thread than :meth:`classify_images` (the detector and the classifier are
+        Safe to run in another thread than :meth:`classify` (the detector and the classifier are
         separate objects), so the next batch's decoding overlaps this batch's inference.
         """
         pending = []
@@ -379,8 +375,8 @@ class BatchScorer:
                 time_s = None if np.isnan(frame.timestamp) else frame.timestamp
                 pending.append(({**base, "frame": frame.index, "time_s": time_s}, crops, records))
         except Exception as exc:  # noqa: BLE001 - a bad file is a row, not a crash
-            return self._rows([(base, (), [{"error": _describe(exc)}])])
-        return self._rows(pending)
+            return self.classify([(base, (), [{"error": _describe(exc)}])])
+        return self.classify(pending)
 
 
 def _describe(exc: BaseException) -> str:
@@ -446,7 +442,7 @@ def run_local(items, scorer: BatchScorer, output, *, batch_size: int = 256, prog
                 pending = ahead.result()
                 if k + 1 < len(chunks):
                     ahead = reader.submit(scorer.prepare_images, chunks[k + 1])
-                flush(scorer.classify_images(pending))
+                flush(scorer.classify(pending))
                 bar.update(len(pending))
         except BaseException:  # a failed write or Ctrl-C: do not wait for the chunk being read
             reader.shutdown(wait=False, cancel_futures=True)

@@ -166,6 +166,22 @@ def test_promote_an_unknown_run_id_is_one_line(copied_store_uri, hydra_main, cap
     assert one_error_line(capsys.readouterr().err).startswith("error: run_id 'deadbeef' is not a run of the tracking")
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.distill_alpha=2", "error: distill_alpha must be in [0, 1] and distill_temperature > 0; got 2, 4.0"),
+    ("train.teacher=nowhere.keras", "error: teacher 'nowhere.keras' does not exist; give a trained backbone (.keras)"),
+    ("train.class_balance=focal", "error: class_balance must be one of none, weights, logit_adjust; got 'focal'"),
+])
+def test_bad_training_options_are_one_line_and_open_no_run(override, message, tmp_path, hydra_main, capsys):
+    """Checked before the data is read and a tracked run is opened: no FAILED run is left for a typo."""
+    store = tmp_path / "m.db"
+    with pytest.raises(SystemExit) as info:
+        hydra_main("pipelines.train_backbone", "backbone=vgg_small", override, f"tracking.uri=sqlite:///{store}",
+                   f"out_dir={tmp_path}/out")
+    assert info.value.code == 2
+    assert one_error_line(capsys.readouterr().err).startswith(message)
+    assert not store.exists() and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("module, overrides, message", [
     ("pipelines.ship_model", ["dest={tmp}/shipped"], "error: models:/emotify-emotion@champion does not exist in "
                                                     "the tracking store"),
@@ -188,6 +204,8 @@ def test_ship_model_without_a_champion_and_score_batch_without_input_are_one_lin
                                          "To append to your config use +bogus=1"),
     ("pipelines.run", "classifier=nope", "error: In 'run': Could not find 'classifier/nope'; Available options in "
                                          "'classifier': "),
+    ("pipelines.train_backbone", "backbone=nope", "error: In 'train_backbone': Could not find 'backbone/nope'; "
+                                                  "Available options in 'backbone': vgg, vgg_small"),
 ])
 def test_hydra_override_errors_are_one_line_exit_2(module, override, message, hydra_main, monkeypatch, capsys):
     """Errors Hydra raises while composing (type, grammar, unknown key, unknown option): one line, exit 2."""

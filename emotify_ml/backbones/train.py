@@ -251,6 +251,34 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def check_options(*, class_balance: str = "none", balance_tau: float = 1.0, init_from=None, teacher=None,
+                  distill_alpha: float = 0.5, distill_temperature: float = 4.0) -> None:
+    """Check the options of :func:`train_backbone` that a caller can check before anything starts (a tracked run).
+
+    Raises
+    ------
+    ValueError
+        An option out of range, or two that do not combine.
+    DataError
+        ``init_from`` or ``teacher`` does not exist.
+    """
+    if class_balance not in CLASS_BALANCE:
+        raise ValueError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}; got {class_balance!r}")
+    if not float(balance_tau) >= 0.0:
+        raise ValueError(f"balance_tau must be >= 0; got {balance_tau!r}")
+    if init_from and not Path(init_from).exists():
+        raise DataError(f"init_from {str(init_from)!r} does not exist; give a checkpoint folder or a .keras model")
+    if teacher is not None:
+        if class_balance == "logit_adjust":
+            raise ValueError("teacher (distillation) and class_balance='logit_adjust' do not combine; "
+                             "use class_balance 'none' or 'weights'")
+        if not 0.0 <= float(distill_alpha) <= 1.0 or not float(distill_temperature) > 0.0:
+            raise ValueError(f"distill_alpha must be in [0, 1] and distill_temperature > 0; got {distill_alpha!r}, "
+                             f"{distill_temperature!r}")
+        if not Path(teacher).is_file():
+            raise DataError(f"teacher {str(teacher)!r} does not exist; give a trained backbone (.keras)")
+
+
 def train_backbone(
     train_images,
     train_labels,
@@ -329,25 +357,12 @@ def train_backbone(
     keras = require_keras("training a backbone")
     import tensorflow as tf
 
-    if class_balance not in CLASS_BALANCE:
-        raise ValueError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}; got {class_balance!r}")
-    if not float(balance_tau) >= 0.0:
-        raise ValueError(f"balance_tau must be >= 0; got {balance_tau!r}")
-    if teacher is not None:
-        if class_balance == "logit_adjust":
-            raise ValueError("teacher (distillation) and class_balance='logit_adjust' do not combine; "
-                             "use class_balance 'none' or 'weights'")
-        if not 0.0 <= float(distill_alpha) <= 1.0 or not float(distill_temperature) > 0.0:
-            raise ValueError(f"distill_alpha must be in [0, 1] and distill_temperature > 0; got {distill_alpha!r}, "
-                             f"{distill_temperature!r}")
-        if not Path(teacher).is_file():
-            raise DataError(f"teacher {str(teacher)!r} does not exist; give a trained backbone (.keras)")
+    check_options(class_balance=class_balance, balance_tau=balance_tau, init_from=init_from, teacher=teacher,
+                  distill_alpha=distill_alpha, distill_temperature=distill_temperature)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "state.json"
     init_path = Path(init_from) if init_from else None
-    if init_path is not None and not init_path.exists():
-        raise DataError(f"init_from {str(init_path)!r} does not exist; give a checkpoint folder or a .keras model")
     if init_path is not None and init_path.is_dir() and not state_file.exists():
         if not (init_path / "state.json").is_file() or not (init_path / "last.keras").is_file():
             raise DataError(f"init_from {str(init_path)!r} is not a checkpoint folder (needs state.json and last.keras)")
