@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from emotify_ml.models.kinds import DEFAULT_REGISTERED_MODEL
+from emotify_ml.models.resolve import COMPILED_TAG
 from emotify_ml.mlflow_runs import (DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TRACKING_URI, check_selection_metric,
                                     check_tracking_uri, end_ghost_runs, fault_point, rank_runs, search_runs)
 
@@ -295,3 +296,75 @@ def _register(client, model_uri: str, run, model_name: str, metric: str, value: 
             metric: f"{value:.6f}", "dataset.hash": run.data.params.get("dataset.hash", ""),
             "git_commit": run.data.tags.get("git_commit", ""), PENDING_TAG: "pending"}
     return mlflow.register_model(model_uri, model_name, tags=tags), True
+
+
+def stored_model_id(resolved, *, required: bool = True) -> str | None:
+    """The logged model id (``m-...``) of a model resolved from the tracking store.
+
+    A folder, or a version registered from a folder, has no logged model to store anything in:
+    :class:`~emotify_ml.exceptions.ModelError` when ``required``, else None.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    from emotify_ml.exceptions import ModelError
+
+    model_id = None
+    if str(resolved.uri).startswith(("models:/", "runs:/")):
+        mlmodel = yaml.safe_load((Path(resolved.local_dir) / "MLmodel").read_text(encoding="utf-8")) or {}
+        model_id = mlmodel.get("model_id") or None
+    if model_id is None and required:
+        raise ModelError(f"cannot store a compiled artifact in {resolved.uri!r}: it is not a model logged in the "
+                         "tracking store (a folder, or a version registered from a folder); pass out=<folder> to "
+                         "compile a copy")
+    return model_id
+
+
+def store_compiled(resolved, compiled_folder, *, tracking_uri=None) -> str:
+    """Store a compiled artifact inside its MLflow model in the tracking store (``<model>/artifacts/compiled``).
+
+    The artifact is uploaded first and tagged last (:data:`~emotify_ml.models.resolve.COMPILED_TAG` on the logged
+    model, and on the registry version it came through), so the tag never names an artifact that is not there.
+
+    Parameters
+    ----------
+    resolved : emotify_ml.models.ResolvedModel
+        The store model it was compiled from (``models:/...`` or ``runs:/...``), as resolved.
+    compiled_folder : path
+        The ``artifacts/compiled`` folder that :func:`emotify_ml.runtime.export.compile_model` wrote.
+    tracking_uri : str, optional
+        The tracking store (default: MLflow's current one).
+
+    Returns
+    -------
+    str
+        The logged model's id (``m-...``) the artifact was stored in.
+
+    Raises
+    ------
+    ModelError
+        The model is not a logged model of the store (see :func:`stored_model_id`), or the store refused the write.
+    """
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from emotify_ml.exceptions import ModelError
+    from emotify_ml.paths import sha256_file
+    from emotify_ml.runtime.compiled import COMPILED_DIR, MANIFEST
+
+    model_id = stored_model_id(resolved)
+    client = MlflowClient(tracking_uri)
+    digest = sha256_file(Path(compiled_folder) / MANIFEST)
+    try:
+        client.log_model_artifacts(model_id, str(compiled_folder), f"artifacts/{COMPILED_DIR}")
+        client.set_logged_model_tags(model_id, {COMPILED_TAG: digest})
+        if resolved.version is not None:
+            client.set_model_version_tag(resolved.name, resolved.version, COMPILED_TAG, digest)
+    except MlflowException as exc:
+        raise ModelError(f"cannot store the compiled artifact in {resolved.uri!r} ({model_id}): "
+                         f"{exc.message.splitlines()[0]}") from None
+    log.info("stored the compiled artifact (manifest %s) in %s (%s)", digest[:12], resolved.uri, model_id)
+    return model_id

@@ -1,11 +1,13 @@
 """Compile an emotion model for TensorFlow-free scoring: ``python -m pipelines.export model=<uri or folder>``.
 
 Writes ``artifacts/compiled/`` (LiteRT float32 and int8 graphs, the folded head, a
-manifest with provenance and parity) into the model folder, or into a copy of it:
+manifest with provenance and parity) into the model, or into a copy of it:
 
 - ``model`` a local folder and ``out`` null: in place (e.g. the shipped model);
-- ``out`` set, or ``model`` a ``runs:/`` or ``models:/`` URI: into a copy at ``out``
-  (default ``outputs/compiled/<name>``).
+- ``model`` a ``runs:/`` or ``models:/`` URI and ``out`` null: into the MLflow model in the
+  tracking store (its logged model's artifacts, tagged ``emotify.compiled``), so every later
+  load of that run or version, the champion included, scores with the compiled runtime;
+- ``out`` set: into a copy at ``out``.
 
 Parity with the Keras path is measured on the bundled sample and, when the data root
 holds it, on the full FER-2013 PrivateTest, and recorded in the manifest.
@@ -15,7 +17,6 @@ Exit codes: 0 done, 2 bad model or option (one line), 130 interrupted.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import hydra
@@ -27,25 +28,52 @@ log = logging.getLogger("emotify.export")
 
 
 def export(cfg: DictConfig) -> Path:
-    """Resolve ``cfg.model``, copy it when asked or needed, compile it; returns the model folder written."""
+    """Resolve ``cfg.model``, copy it when asked, compile it (into the store for a store URI); returns the model folder."""
     import shutil
 
     from emotify_ml.models import resolve_model
 
     resolved = resolve_model(cfg.model, kind="emotion", tracking_uri=cfg.tracking.uri)
-    local = Path(str(cfg.model)).expanduser()
-    if cfg.out is None and local.is_dir():
-        folder = Path(resolved.local_dir)
-    else:
-        folder = Path(cfg.out or Path("outputs") / "compiled" / re.sub(r"[^A-Za-z0-9_.-]+", "_", resolved.uri).strip("_"))
-        if folder.resolve() != Path(resolved.local_dir).resolve():
-            if folder.exists():
-                shutil.rmtree(folder)
-            shutil.copytree(resolved.local_dir, folder)
-    compile_folder(folder, resolved, variants=list(cfg.variants), quantization=cfg.quantization,
-                   data_root=cfg.data_root, parity_full=cfg.parity_full, n_representative=int(cfg.n_representative),
-                   seed=int(cfg.seed))
+    options = dict(variants=list(cfg.variants), quantization=cfg.quantization, data_root=cfg.data_root,
+                   parity_full=cfg.parity_full, n_representative=int(cfg.n_representative), seed=int(cfg.seed))
+    if cfg.out is None and str(cfg.model).startswith(("models:/", "runs:/")):
+        return compile_into_store(resolved, tracking_uri=cfg.tracking.uri, **options)
+    folder = Path(resolved.local_dir)
+    if cfg.out is not None and Path(cfg.out).resolve() != folder.resolve():
+        folder = Path(cfg.out)
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(resolved.local_dir, folder)
+    compile_folder(folder, resolved, **options)
     return folder
+
+
+def compile_into_store(resolved, *, tracking_uri=None, **options) -> Path:
+    """Compile a model of the tracking store in a scratch copy, store the artifact inside the MLflow model
+    (:func:`emotify_ml.registry.store_compiled`), then add it to this machine's cached copy; returns that copy.
+
+    Nothing is stored unless the compile finished; the cached copy changes only once the store holds the artifact.
+    """
+    import shutil
+    import tempfile
+
+    from emotify_ml.registry import store_compiled, stored_model_id
+    from emotify_ml.runtime import compiled_dir
+
+    stored_model_id(resolved)  # a model that cannot hold it is refused before the conversion
+    cached = Path(resolved.local_dir)
+    with tempfile.TemporaryDirectory(prefix="emotify-export-") as scratch:
+        copy = Path(scratch) / "model"
+        shutil.copytree(cached, copy)
+        compiled = compile_folder(copy, resolved, **options)
+        store_compiled(resolved, compiled, tracking_uri=tracking_uri)
+        staged = cached / "artifacts" / f".{compiled.name}-new"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(compiled, staged)
+        shutil.rmtree(compiled_dir(cached), ignore_errors=True)
+        staged.rename(compiled_dir(cached))
+    log.info("%s now holds its compiled artifact in the tracking store", resolved.uri)
+    return cached
 
 
 def compile_folder(folder, resolved, *, variants=("int8", "float32"), quantization="dynamic", data_root=None,

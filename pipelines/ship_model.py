@@ -5,6 +5,9 @@ batch and serve scoring when no registry exists), with its source run's id, metr
 identity in ``provenance.json``. The URI is resolved once by :func:`emotify_ml.models.resolve_model`
 (an alias pinned to its version, which the provenance records). A model folder of an older Emotify
 (a pickle) is refused unless ``trust_pickle=true``, which converts it once to the skops format.
+An emotion model is compiled (as ``pipelines.export``) and, when it came from the tracking store,
+the compiled artifact is stored in that MLflow model too (``store_compiled=true``), so the store's
+champion and the shipped copy score alike.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def main(cfg: DictConfig) -> None:
     from emotify_ml.mlflow_runs import check_tracking_uri
     from emotify_ml.models import KINDS, export_model, resolve_model
     from emotify_ml.models.loading import model_kind
+    from emotify_ml.registry import store_compiled, stored_model_id
+    from emotify_ml.runtime import compiled_dir, has_compiled
 
     tracking_uri = check_tracking_uri(cfg.tracking.uri)
     uri = str(cfg.model)
@@ -66,6 +71,8 @@ def main(cfg: DictConfig) -> None:
                               trust_pickle=cfg.trust_pickle)
         if kind == "emotion" and cfg.compile:
             compile_shipped(staged, resolved)
+            if cfg.store_compiled and has_compiled(staged) and stored_model_id(resolved, required=False):
+                store_compiled(resolved, compiled_dir(staged), tracking_uri=tracking_uri)
         if dest.exists():
             dest.rename(staging / "previous")
         staged.rename(dest)

@@ -186,6 +186,86 @@ def test_export_entry_point_compiles_a_copy(tmp_path, tiny_compiled):
     assert manifest["source"]["uri"] == str(tiny_compiled[0])
 
 
+def _copy_compiled(source: Path):
+    """A stand-in for ``pipelines.export.compile_folder`` that copies ``source``'s compiled artifact (no conversion)."""
+    import shutil
+
+    def compile_folder(folder, resolved, **options):
+        shutil.copytree(compiled_dir(source), compiled_dir(folder), dirs_exist_ok=True)
+        return compiled_dir(folder)
+
+    return compile_folder
+
+
+def _export_cfg(tracking_uri, model):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "experiments" / "export.yaml")
+    cfg.tracking, cfg.model = {"uri": tracking_uri}, model
+    return cfg
+
+
+@pytest.fixture
+def store_champion(tiny_compiled, copied_store_uri, monkeypatch):
+    """The tiny model logged in a run of a fresh store and registered as ``emotify-emotion@champion`` (not compiled);
+    ``pipelines.export.compile_folder`` copies the tiny compiled artifact instead of converting. Returns the run id."""
+    import mlflow
+
+    import pipelines.export
+    from emotify_ml.mlflow_runs import tracked_run
+    from emotify_ml.models import log_emotion_model
+
+    with tracked_run(tracking_uri=copied_store_uri, experiment="export", run_name="tiny") as run:
+        log_emotion_model(tiny_compiled[1])
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "emotify-emotion").version
+    mlflow.MlflowClient(copied_store_uri).set_registered_model_alias("emotify-emotion", "champion", version)
+    monkeypatch.setattr(pipelines.export, "compile_folder", _copy_compiled(tiny_compiled[0]))
+    return run.info.run_id
+
+
+def test_export_of_a_store_model_stores_the_artifact_in_it(store_champion, copied_store_uri, monkeypatch, tmp_path):
+    """The champion of the store scores compiled once exported: the artifact goes into its MLflow model."""
+    import pipelines.export
+    from emotify_ml.models import load_emotion_model, resolve_model
+
+    before = resolve_model(None, tracking_uri=copied_store_uri)
+    assert before.version == "1" and not has_compiled(before.local_dir)
+    pipelines.export.export(_export_cfg(copied_store_uri, "models:/emotify-emotion@champion"))
+    after = resolve_model(None, tracking_uri=copied_store_uri)
+    assert after.version == before.version and has_compiled(after.local_dir)
+    assert load_emotion_model(tracking_uri=copied_store_uri).runtime == "litert-int8"
+    monkeypatch.setenv("EMOTIFY_CACHE_DIR", str(tmp_path / "another_machine"))  # nothing cached: from the store
+    assert has_compiled(resolve_model(f"runs:/{store_champion}/model", tracking_uri=copied_store_uri).local_dir)
+
+
+def test_ship_model_also_stores_the_artifact_in_the_champion(store_champion, copied_store_uri, hydra_main, tmp_path):
+    import mlflow
+
+    from emotify_ml.models import resolve_model
+    from emotify_ml.paths import sha256_file
+
+    hydra_main("pipelines.ship_model", f"tracking.uri={copied_store_uri}", f"dest={tmp_path / 'shipped'}")
+    assert has_compiled(tmp_path / "shipped")
+    tags = mlflow.MlflowClient(copied_store_uri).get_model_version("emotify-emotion", "1").tags
+    assert tags["emotify.compiled"] == sha256_file(compiled_dir(tmp_path / "shipped") / "manifest.json")
+    assert has_compiled(resolve_model(None, tracking_uri=copied_store_uri).local_dir)
+
+
+def test_export_of_a_version_registered_from_a_folder_is_one_model_error(tiny_compiled, copied_store_uri, monkeypatch):
+    import mlflow
+
+    import pipelines.export
+    from emotify_ml.exceptions import ModelError
+
+    client = mlflow.MlflowClient(copied_store_uri)
+    client.create_registered_model("emotify-emotion")
+    version = client.create_model_version("emotify-emotion", source=str(tiny_compiled[0])).version
+    monkeypatch.setattr(pipelines.export, "compile_folder", _copy_compiled(tiny_compiled[0]))
+    with pytest.raises(ModelError, match="not a model logged in the tracking store.*out=<folder>"):
+        pipelines.export.export(_export_cfg(copied_store_uri, f"models:/emotify-emotion/{version}"))
+    assert "emotify.compiled" not in client.get_model_version("emotify-emotion", version).tags
+
+
 _NO_TF_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np

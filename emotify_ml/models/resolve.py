@@ -13,9 +13,9 @@ refused unless ``allow_remote=True``.
 
 A model version or a run's model of the tracking store is downloaded once, into
 ``<cache dir>/models/<key>`` (:func:`emotify_ml.paths.cache_dir`: ``$EMOTIFY_CACHE_DIR`` or
-the user's cache folder), keyed by the store, the registry and the version (its run and
-creation time, so a store made anew never meets an old copy) or the run, and reused by
-the next load.
+the user's cache folder), keyed by the store, the registry and the version (its run, its
+creation time, so a store made anew never meets an old copy, and its compiled artifact's
+tag) or the run, and reused by the next load.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 _LOCAL_STORE_SCHEMES = ("sqlite", "file", "")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+COMPILED_TAG = "emotify.compiled"
+"""Tag (on a logged model, and on the registry version it was stored through) holding the sha256 of the compiled
+artifact's manifest stored in the model (:func:`emotify_ml.registry.store_compiled`): part of a version's cache key,
+so a version compiled after it was cached is downloaded anew."""
 _REMOTE_STORES = ("databricks", "databricks-uc", "uc")
 """Tracking stores MLflow reaches with no ``://`` (``databricks``, ``databricks-uc``): remote too."""
 
@@ -291,8 +295,10 @@ def _from_store(uri: str) -> ResolvedModel:
             elif "/" in ref and ref.rsplit("/", 1)[-1].isdigit():
                 name, version = ref.rsplit("/", 1)
                 found = mlflow.MlflowClient().get_model_version(name, version)
-            if found is not None:  # a store made anew reuses name/version: the run and the time tell them apart
-                identity = f"{uri} run {found.run_id} created {found.creation_timestamp}"
+            if found is not None:  # a store made anew reuses name/version: the run and the time tell them apart;
+                # a compiled artifact stored later (pipelines.export) changes the version's tag: downloaded anew
+                compiled = (found.tags or {}).get(COMPILED_TAG)
+                identity = f"{uri} run {found.run_id} created {found.creation_timestamp} compiled {compiled}"
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
         except Exception as exc:  # noqa: BLE001 - the store itself fails (sqlalchemy: "file is not a database")
