@@ -28,7 +28,7 @@ log = logging.getLogger("emotify.export")
 
 
 def export(cfg: DictConfig) -> Path:
-    """Resolve ``cfg.model``, copy it when asked, compile it (into the store for a store URI); returns the model folder."""
+    """Resolve ``cfg.model``, copy it when asked, compile it (a store URI: into the store); returns the model folder."""
     import shutil
 
     from emotify_ml.models import resolve_model
