@@ -7,7 +7,7 @@ Every row is a model whose runs are already in the tracking store:
   (the shipped one), the metrics of the run it came from (``provenance.json``);
 - its evaluation on muxspace_dev through the product path (``python -m pipelines.evaluate
   model=runs:/<id>/model data.root=../shared/data/muxspace_dev runtime=keras``), found by the
-  ``model.uri`` tag; the newest finished one is used;
+  ``model.uri`` tag (a folder: by the run it came from); the newest finished one is used;
 - for a backbone trained by ``pipelines.train_backbone``, its training run (epochs, time), found
   through ``<out_dir>/mlflow_run.json`` next to the backbone file.
 
@@ -53,15 +53,26 @@ def model_metrics(client, uri: str) -> tuple[dict, dict, str | None]:
 
 
 def muxspace_metrics(client, uri: str) -> dict | None:
-    """The newest finished evaluation of ``uri`` on muxspace_dev (metrics without the ``val_`` prefix)."""
+    """The newest finished evaluation of the model ``uri`` on muxspace_dev (metrics without the ``val_`` prefix).
+
+    A model folder (the shipped one) is known by the run it came from (``provenance.json``), not by its
+    path, since a folder shipped anew holds another model: its evaluations are those of that run's model
+    and those of a folder that came from that run (``model.source`` tag, :func:`pipelines.evaluate.model_identity`).
+    """
     experiment = client.get_experiment_by_name(MUX_EXPERIMENT)
     if experiment is None:
         return None
-    query = f"tags.`model.uri` = '{uri}' and attributes.status = 'FINISHED'"
-    runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    queries = [f"tags.`model.uri` = '{uri}'"]
+    if not uri.startswith("runs:/"):
+        run_id = json.loads((Path(uri) / "provenance.json").read_text()).get("run_id")
+        queries = ([f"tags.`model.uri` = 'runs:/{run_id}/model'", f"tags.`model.source` LIKE '% (from run {run_id})'"]
+                   if run_id else [])
+    runs = [run for query in queries for run in client.search_runs(
+        [experiment.experiment_id], f"{query} and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)]
     if not runs:
         return None
-    run = runs[0]
+    run = max(runs, key=lambda r: r.info.start_time)
     out = {k[len("val_"):]: v for k, v in run.data.metrics.items() if k.startswith("val_")}
     out["run_id"], out["runtime"] = run.info.run_id, run.data.tags.get("model.runtime")
     return out
