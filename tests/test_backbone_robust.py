@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,22 @@ def test_distillation_trains_and_resumes_only_with_its_teacher(tmp_path, faces):
         train_backbone(X, y, X, y, out_dir=tmp_path / "e", **student, class_balance="logit_adjust")
     with pytest.raises(DataError, match="does not exist"):
         train_backbone(X, y, X, y, out_dir=tmp_path / "e", **{**student, "teacher": tmp_path / "none.keras"})
+
+
+def test_an_ensemble_of_teachers_is_distilled_as_the_mean_of_their_probabilities(tmp_path, faces):
+    from emotify_ml.backbones.train import teacher_probabilities, train_backbone
+
+    X, y = faces
+    kwargs = dict(epochs=1, batch_size=8, warmup_epochs=0, model=TINY, mixed_precision=False)
+    teachers = [train_backbone(X, y, X, y, out_dir=tmp_path / f"t{seed}", **kwargs, seed=seed)["model_path"]
+                for seed in (0, 1)]
+    each = [teacher_probabilities(t, X, 7) for t in teachers]
+    np.testing.assert_allclose(teacher_probabilities(teachers, X, 7), (each[0] + each[1]) / 2, atol=1e-6)
+    student = dict(kwargs, model={**TINY, "widths": [2, 4]}, teacher=teachers)
+    done = train_backbone(X, y, X, y, out_dir=tmp_path / "s", **student)
+    assert done["model_path"] is not None and len(json.loads((tmp_path / "s" / "state.json").read_text())[
+        "distill"]["teacher_sha256"]) == 2
+    with pytest.raises(DataError, match="trained with distillation"):  # resumes only with the same ensemble
+        train_backbone(X, y, X, y, out_dir=tmp_path / "s", **{**student, "epochs": 2, "teacher": teachers[0]})
+    with pytest.raises(ValueError, match="empty list"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "e", **{**student, "teacher": []})

@@ -20,10 +20,10 @@ contrast, colour cast as serving converts it, occlusion) in front of the Keras a
 ``class_balance`` makes the rare classes count: per-class sample weights (``"weights"``) or
 logit-adjusted cross-entropy (``"logit_adjust"``, Menon et al. 2021), both with strength ``balance_tau``.
 
-For a smaller, faster net: ``teacher`` distils a trained backbone into the one being trained
-(Hinton et al. 2015). The teacher's probabilities on each training face (and its mirror image) are
-computed once; the loss mixes the labels' cross-entropy with the KL divergence from the teacher's
-softened probabilities (``distill_alpha``, ``distill_temperature``).
+For a smaller, faster net: ``teacher`` distils a trained backbone, or an ensemble of them, into the
+one being trained (Hinton et al. 2015). The teachers' probabilities on each training face (and its
+mirror image) are computed once and averaged; the loss mixes the labels' cross-entropy with the KL
+divergence from those softened probabilities (``distill_alpha``, ``distill_temperature``).
 """
 
 from __future__ import annotations
@@ -167,21 +167,33 @@ def distillation_classes():
     return DistillationLoss, LabelAccuracy
 
 
+def teachers_of(teacher) -> list[Path]:
+    """The teacher backbones of a ``teacher`` option: one path, or a sequence of paths (an ensemble)."""
+    if teacher is None:
+        return []
+    return [Path(t) for t in ([teacher] if isinstance(teacher, (str, Path)) else teacher)]
+
+
 def teacher_probabilities(teacher, images, n_classes: int, batch_size: int = 512) -> np.ndarray:
-    """A trained backbone's class probabilities for ``images``: the mean over each face and its mirror image."""
+    """Trained backbones' class probabilities for ``images``: the mean over each face and its mirror image, and
+    over the teachers when ``teacher`` is a sequence of them (an ensemble distilled into one net)."""
     import keras
 
-    try:
-        net = keras.saving.load_model(teacher, compile=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"teacher {str(teacher)!r} is not a Keras backbone (.keras): {exc}") from None
-    if tuple(net.output_shape) != (None, n_classes):
-        raise DataError(f"teacher {str(teacher)!r} outputs {tuple(net.output_shape)}; "
-                        f"distillation needs (None, {n_classes})")
     x = np.asarray(images, np.float32)[..., None]
-    predict = lambda a: np.concatenate([np.asarray(net(a[i : i + batch_size], training=False))  # noqa: E731
-                                        for i in range(0, len(a), batch_size)])
-    return ((predict(x) + predict(x[:, :, ::-1])) / 2).astype("float32")
+    total = np.zeros((len(x), n_classes), np.float64)
+    teachers = teachers_of(teacher)
+    for path in teachers:
+        try:
+            net = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"teacher {str(path)!r} is not a Keras backbone (.keras): {exc}") from None
+        if tuple(net.output_shape) != (None, n_classes):
+            raise DataError(f"teacher {str(path)!r} outputs {tuple(net.output_shape)}; "
+                            f"distillation needs (None, {n_classes})")
+        for faces in (x, x[:, :, ::-1]):
+            total += np.concatenate([np.asarray(net(faces[i : i + batch_size], training=False))
+                                     for i in range(0, len(faces), batch_size)])
+    return (total / (2 * len(teachers))).astype("float32")
 
 
 def _camera_map(params: dict, seed: int):
@@ -275,8 +287,12 @@ def check_options(*, class_balance: str = "none", balance_tau: float = 1.0, init
         if not 0.0 <= float(distill_alpha) <= 1.0 or not float(distill_temperature) > 0.0:
             raise ValueError(f"distill_alpha must be in [0, 1] and distill_temperature > 0; got {distill_alpha!r}, "
                              f"{distill_temperature!r}")
-        if not Path(teacher).is_file():
-            raise DataError(f"teacher {str(teacher)!r} does not exist; give a trained backbone (.keras)")
+        teachers = teachers_of(teacher)
+        if not teachers:
+            raise ValueError("teacher is an empty list; give a trained backbone (.keras), or several")
+        for path in teachers:
+            if not path.is_file():
+                raise DataError(f"teacher {str(path)!r} does not exist; give a trained backbone (.keras)")
 
 
 def train_backbone(
@@ -336,11 +352,12 @@ def train_backbone(
         A committed checkpoint to start a new ``out_dir`` from: a checkpoint folder (``state.json`` +
         ``last.keras``), copied in and resumed, or a ``.keras`` model whose weights (matched by layer
         name and shape) start the training. Ignored when ``out_dir`` already holds a checkpoint.
-    teacher : path, optional
-        A trained backbone (``.keras``) to distil: the loss becomes ``(1 - distill_alpha)`` times the
+    teacher : path or sequence of paths, optional
+        A trained backbone (``.keras``) to distil, or several (an ensemble: the mean of their
+        probabilities is the target): the loss becomes ``(1 - distill_alpha)`` times the
         labels' cross-entropy plus ``distill_alpha`` times the KL divergence from the teacher's
         probabilities softened by ``distill_temperature``. A checkpoint resumes only with the same
-        teacher and settings.
+        teachers and settings.
     on_epoch_end : callable(epoch: int, logs: dict), optional
         Called after every epoch with train/val metrics (e.g. to log to MLflow).
     max_epochs_this_call : int, optional
@@ -372,8 +389,9 @@ def train_backbone(
         log.info("resuming the checkpoint %s in %s", init_path, out)
     state = json.loads(state_file.read_text()) if state_file.exists() else {
         "epochs_done": 0, "best_epoch": -1, "best_val_accuracy": -1.0, "history": [], "stopped_early": False}
+    hashes = [sha256_file(path) for path in teachers_of(teacher)]
     distill = None if teacher is None else {
-        "teacher_sha256": sha256_file(teacher), "alpha": float(distill_alpha),
+        "teacher_sha256": hashes[0] if len(hashes) == 1 else hashes, "alpha": float(distill_alpha),
         "temperature": float(distill_temperature)}
     if state["epochs_done"] > 0 and state.get("distill") != distill:
         raise DataError(f"{state_file} was trained with distillation {state.get('distill')}; this call asks for "
