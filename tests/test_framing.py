@@ -1,4 +1,5 @@
-"""The framing measurement (benchmarks/framing.py) and the head-choice rule (benchmarks/head_balance.py)."""
+"""The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py) and the
+evaluations the backbone ablation reads (benchmarks/backbone_ablation.py)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,29 @@ def test_logit_adjustment_and_the_rule():
     assert head_balance.choose(rows) is rows[0]  # +0.004 is under the 0.005 a replacement needs
     rows[2]["rule"] = 0.52
     assert head_balance.choose(rows) is rows[2]
+
+
+def test_the_ablation_knows_a_model_folder_by_the_run_it_came_from(tmp_path, copied_store_uri):
+    """A folder shipped anew holds another model: its evaluations are those of its run, not of its path."""
+    import json
+
+    import mlflow
+
+    import backbone_ablation
+
+    client = mlflow.MlflowClient(copied_store_uri)
+    experiment = client.create_experiment(backbone_ablation.MUX_EXPERIMENT)
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "provenance.json").write_text(json.dumps({"run_id": "abc123"}))
+    def evaluation(uri, source, f1, start_time):
+        run = client.create_run(experiment, start_time=start_time, tags={"model.uri": uri, "model.source": source})
+        client.log_metric(run.info.run_id, "val_macro_f1", f1)
+        client.set_terminated(run.info.run_id)
+
+    evaluation(str(folder), f"{folder} (from run old999)", 0.37, 1000)  # the model the folder held before
+    evaluation("runs:/abc123/model", "runs:/abc123/model", 0.38, 2000)
+    assert backbone_ablation.muxspace_metrics(client, str(folder))["macro_f1"] == 0.38
+    evaluation(str(folder), f"{folder} (from run abc123)", 0.39, 3000)  # the folder itself, since it holds abc123
+    assert backbone_ablation.muxspace_metrics(client, str(folder))["macro_f1"] == 0.39
+    assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.38
