@@ -324,8 +324,10 @@ def stored_model_id(resolved, *, required: bool = True) -> str | None:
 def store_compiled(resolved, compiled_folder, *, tracking_uri=None) -> str:
     """Store a compiled artifact inside its MLflow model in the tracking store (``<model>/artifacts/compiled``).
 
-    The artifact is uploaded first and tagged last (:data:`~emotify_ml.models.resolve.COMPILED_TAG` on the logged
-    model, and on the registry version it came through), so the tag never names an artifact that is not there.
+    The graphs and head are uploaded first, the manifest (which names and hashes them) last, and the
+    tag :data:`~emotify_ml.models.resolve.COMPILED_TAG` (the manifest's sha256) after that: on the
+    logged model, on its source run and on every registry version of it, since each is a cache key
+    of the model (:func:`emotify_ml.models.resolve_model`), so every machine downloads it anew.
 
     Parameters
     ----------
@@ -357,14 +359,23 @@ def store_compiled(resolved, compiled_folder, *, tracking_uri=None) -> str:
 
     model_id = stored_model_id(resolved)
     client = MlflowClient(tracking_uri)
-    digest = sha256_file(Path(compiled_folder) / MANIFEST)
+    folder = Path(compiled_folder)
+    digest = sha256_file(folder / MANIFEST)
     try:
-        client.log_model_artifacts(model_id, str(compiled_folder), f"artifacts/{COMPILED_DIR}")
+        for path in sorted(folder.rglob("*"), key=lambda p: (p.name == MANIFEST, str(p))):  # the manifest last
+            if path.is_file():
+                parent = path.parent.relative_to(folder).as_posix()
+                client.log_model_artifact(model_id, str(path),
+                                          f"artifacts/{COMPILED_DIR}" + ("" if parent == "." else f"/{parent}"))
         client.set_logged_model_tags(model_id, {COMPILED_TAG: digest})
-        if resolved.version is not None:
-            client.set_model_version_tag(resolved.name, resolved.version, COMPILED_TAG, digest)
-    except MlflowException as exc:
-        raise ModelError(f"cannot store the compiled artifact in {resolved.uri!r} ({model_id}): "
-                         f"{exc.message.splitlines()[0]}") from None
+        run_id = client.get_logged_model(model_id).source_run_id
+        if run_id:
+            client.set_tag(run_id, COMPILED_TAG, digest)
+            for version in client.search_model_versions(f"run_id = '{run_id}'"):
+                if version.source == f"models:/{model_id}" or getattr(version, "model_id", None) == model_id:
+                    client.set_model_version_tag(version.name, version.version, COMPILED_TAG, digest)
+    except (MlflowException, OSError) as exc:
+        detail = exc.message.splitlines()[0] if isinstance(exc, MlflowException) else f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"cannot store the compiled artifact in {resolved.uri!r} ({model_id}): {detail}") from None
     log.info("stored the compiled artifact (manifest %s) in %s (%s)", digest[:12], resolved.uri, model_id)
     return model_id

@@ -31,6 +31,7 @@ def export(cfg: DictConfig) -> Path:
     """Resolve ``cfg.model``, copy it when asked, compile it (a store URI: into the store); returns the model folder."""
     import shutil
 
+    from emotify_ml.exceptions import ConfigError
     from emotify_ml.models import resolve_model
 
     resolved = resolve_model(cfg.model, kind="emotion", tracking_uri=cfg.tracking.uri)
@@ -40,40 +41,44 @@ def export(cfg: DictConfig) -> Path:
         return compile_into_store(resolved, tracking_uri=cfg.tracking.uri, **options)
     folder = Path(resolved.local_dir)
     if cfg.out is not None and Path(cfg.out).resolve() != folder.resolve():
-        folder = Path(cfg.out)
-        if folder.exists():
-            shutil.rmtree(folder)
-        shutil.copytree(resolved.local_dir, folder)
+        out = Path(cfg.out)
+        if out.resolve() in folder.resolve().parents or (out.is_dir() and any(out.iterdir())
+                                                         and not (out / "MLmodel").is_file()):
+            raise ConfigError(f"out={cfg.out!r} is a folder that holds other things (or the model itself); give a "
+                              "new folder, or a model folder written by an earlier export to replace")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(resolved.local_dir, out)
+        folder = out
     compile_folder(folder, resolved, **options)
     return folder
 
 
 def compile_into_store(resolved, *, tracking_uri=None, **options) -> Path:
-    """Compile a model of the tracking store in a scratch copy, store the artifact inside the MLflow model
-    (:func:`emotify_ml.registry.store_compiled`), then add it to this machine's cached copy; returns that copy.
+    """Compile a model of the tracking store in a scratch copy and store the artifact inside the MLflow model
+    (:func:`emotify_ml.registry.store_compiled`); returns the model as loads now find it (downloaded anew, compiled).
 
-    Nothing is stored unless the compile finished; the cached copy changes only once the store holds the artifact.
+    Nothing is stored unless the compile finished.
     """
     import shutil
     import tempfile
 
+    from emotify_ml.exceptions import ModelError
+    from emotify_ml.models import resolve_model
     from emotify_ml.registry import store_compiled, stored_model_id
-    from emotify_ml.runtime import compiled_dir
+    from emotify_ml.runtime import has_compiled
 
     stored_model_id(resolved)  # a model that cannot hold it is refused before the conversion
-    cached = Path(resolved.local_dir)
     with tempfile.TemporaryDirectory(prefix="emotify-export-") as scratch:
         copy = Path(scratch) / "model"
-        shutil.copytree(cached, copy)
-        compiled = compile_folder(copy, resolved, **options)
-        store_compiled(resolved, compiled, tracking_uri=tracking_uri)
-        staged = cached / "artifacts" / f".{compiled.name}-new"
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(compiled, staged)
-        shutil.rmtree(compiled_dir(cached), ignore_errors=True)
-        staged.rename(compiled_dir(cached))
+        shutil.copytree(resolved.local_dir, copy)
+        store_compiled(resolved, compile_folder(copy, resolved, **options), tracking_uri=tracking_uri)
+    stored = resolve_model(resolved.uri, kind="emotion", tracking_uri=tracking_uri)
+    if not has_compiled(stored.local_dir):
+        raise ModelError(f"{resolved.uri} was compiled and stored, but a fresh load of it has no compiled artifact "
+                         f"({stored.local_dir}); is the tracking store {tracking_uri!r} the one the model lives in?")
     log.info("%s now holds its compiled artifact in the tracking store", resolved.uri)
-    return cached
+    return Path(stored.local_dir)
 
 
 def compile_folder(folder, resolved, *, variants=("int8", "float32"), quantization="dynamic", data_root=None,

@@ -34,6 +34,7 @@ def main(cfg: DictConfig) -> None:
     from emotify_ml.exceptions import ModelNotFoundError
     from emotify_ml.mlflow_runs import check_tracking_uri
     from emotify_ml.models import KINDS, export_model, resolve_model
+    from emotify_ml.models.resolve import is_remote
     from emotify_ml.models.loading import model_kind
     from emotify_ml.registry import store_compiled, stored_model_id
     from emotify_ml.runtime import compiled_dir, has_compiled
@@ -71,7 +72,8 @@ def main(cfg: DictConfig) -> None:
                               trust_pickle=cfg.trust_pickle)
         if kind == "emotion" and cfg.compile:
             compile_shipped(staged, resolved)
-            if cfg.store_compiled and has_compiled(staged) and stored_model_id(resolved, required=False):
+            if (cfg.store_compiled and has_compiled(staged) and not is_remote(tracking_uri)
+                    and stored_model_id(resolved, required=False)):  # a remote store is only read from here
                 store_compiled(resolved, compiled_dir(staged), tracking_uri=tracking_uri)
         if dest.exists():
             dest.rename(staging / "previous")

@@ -224,18 +224,33 @@ def store_champion(tiny_compiled, copied_store_uri, monkeypatch):
 
 
 def test_export_of_a_store_model_stores_the_artifact_in_it(store_champion, copied_store_uri, monkeypatch, tmp_path):
-    """The champion of the store scores compiled once exported: the artifact goes into its MLflow model."""
+    """The champion of the store scores compiled once exported: the artifact goes into its MLflow model, and every
+    cached copy of it (the version's, the run's) is downloaded anew, here and on another machine."""
     import pipelines.export
     from emotify_ml.models import load_emotion_model, resolve_model
 
-    before = resolve_model(None, tracking_uri=copied_store_uri)
-    assert before.version == "1" and not has_compiled(before.local_dir)
-    pipelines.export.export(_export_cfg(copied_store_uri, "models:/emotify-emotion@champion"))
-    after = resolve_model(None, tracking_uri=copied_store_uri)
-    assert after.version == before.version and has_compiled(after.local_dir)
+    uris = (None, "models:/emotify-emotion/1", f"runs:/{store_champion}/model")
+    assert not any(has_compiled(resolve_model(uri, tracking_uri=copied_store_uri).local_dir) for uri in uris)
+    folder = pipelines.export.export(_export_cfg(copied_store_uri, f"runs:/{store_champion}/model"))  # via the run
+    assert has_compiled(folder)
+    for uri in uris:
+        assert has_compiled(resolve_model(uri, tracking_uri=copied_store_uri).local_dir), uri
     assert load_emotion_model(tracking_uri=copied_store_uri).runtime == "litert-int8"
     monkeypatch.setenv("EMOTIFY_CACHE_DIR", str(tmp_path / "another_machine"))  # nothing cached: from the store
-    assert has_compiled(resolve_model(f"runs:/{store_champion}/model", tracking_uri=copied_store_uri).local_dir)
+    assert has_compiled(resolve_model("models:/emotify-emotion@champion", tracking_uri=copied_store_uri).local_dir)
+
+
+def test_export_refuses_an_out_folder_that_holds_other_things(tiny_compiled, tmp_path):
+    from emotify_ml.exceptions import ConfigError
+    from pipelines.export import export
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    for out in (tmp_path, tiny_compiled[0].parent):  # a folder of other files; the model's own parent
+        cfg = _export_cfg(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tiny_compiled[0]))
+        cfg.out = str(out)
+        with pytest.raises(ConfigError, match="holds other things"):
+            export(cfg)
+    assert (tmp_path / "notes.txt").is_file() and (tiny_compiled[0] / "MLmodel").is_file()
 
 
 def test_ship_model_also_stores_the_artifact_in_the_champion(store_champion, copied_store_uri, hydra_main, tmp_path):

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from emotify_ml.backbones.cnn import build_augmenter, build_backbone
-from emotify_ml.exceptions import DataError
+from emotify_ml.exceptions import ConfigError, DataError
 from emotify_ml.paths import sha256_file
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,11 @@ def teachers_of(teacher) -> list[Path]:
     """The teacher backbones of a ``teacher`` option: one path, or a sequence of paths (an ensemble)."""
     if teacher is None:
         return []
-    return [Path(t) for t in ([teacher] if isinstance(teacher, (str, Path)) else teacher)]
+    if isinstance(teacher, (str, Path)):
+        return [Path(teacher)]
+    if not isinstance(teacher, (list, tuple)) or not all(isinstance(t, (str, Path)) for t in teacher):
+        raise ConfigError(f"teacher must be a backbone path (.keras) or a list of them; got {teacher!r}")
+    return [Path(t) for t in teacher]
 
 
 def teacher_probabilities(teacher, images, n_classes: int, batch_size: int = 512) -> np.ndarray:
@@ -289,7 +293,7 @@ def check_options(*, class_balance: str = "none", balance_tau: float = 1.0, init
                              f"{distill_temperature!r}")
         teachers = teachers_of(teacher)
         if not teachers:
-            raise ValueError("teacher is an empty list; give a trained backbone (.keras), or several")
+            raise ConfigError("teacher is an empty list; give a trained backbone (.keras), or several")
         for path in teachers:
             if not path.is_file():
                 raise DataError(f"teacher {str(path)!r} does not exist; give a trained backbone (.keras)")

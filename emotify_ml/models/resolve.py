@@ -15,7 +15,7 @@ A model version or a run's model of the tracking store is downloaded once, into
 ``<cache dir>/models/<key>`` (:func:`emotify_ml.paths.cache_dir`: ``$EMOTIFY_CACHE_DIR`` or
 the user's cache folder), keyed by the store, the registry and the version (its run, its
 creation time, so a store made anew never meets an old copy, and its compiled artifact's
-tag) or the run, and reused by the next load.
+tag) or the run (and its compiled artifact's tag), and reused by the next load.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 _LOCAL_STORE_SCHEMES = ("sqlite", "file", "")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 COMPILED_TAG = "emotify.compiled"
-"""Tag (on a logged model, and on the registry version it was stored through) holding the sha256 of the compiled
-artifact's manifest stored in the model (:func:`emotify_ml.registry.store_compiled`): part of a version's cache key,
-so a version compiled after it was cached is downloaded anew."""
+"""Tag (on a logged model, its run and its registry versions) holding the sha256 of the compiled artifact's manifest
+stored in the model (:func:`emotify_ml.registry.store_compiled`): part of the cache key of a version and of a run's
+model, so a model compiled after it was cached is downloaded anew."""
 _REMOTE_STORES = ("databricks", "databricks-uc", "uc")
 """Tracking stores MLflow reaches with no ``://`` (``databricks``, ``databricks-uc``): remote too."""
 
@@ -281,29 +281,32 @@ def _from_store(uri: str) -> ResolvedModel:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    name = version = None
-    identity = uri if uri.startswith("runs:/") else None  # run ids are random uuids: one run, one folder
-    if uri.startswith("models:/"):
-        ref = uri[len("models:/"):]
-        try:
+    name = version = identity = None
+    try:
+        client = mlflow.MlflowClient()  # opens the store: inside, a store that is not a database is one line
+        if uri.startswith("runs:/"):  # run ids are random uuids: one run, one folder, until it is compiled in the store
+            run = client.get_run(uri[len("runs:/"):].split("/")[0])
+            identity = f"{uri} compiled {run.data.tags.get(COMPILED_TAG)}"
+        else:
+            ref = uri[len("models:/"):]
             found = None
             if "@" in ref:
                 name, alias = ref.split("@", 1)
-                found = mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+                found = client.get_model_version_by_alias(name, alias)
                 version = str(found.version)
                 uri = f"models:/{name}/{version}"
             elif "/" in ref and ref.rsplit("/", 1)[-1].isdigit():
                 name, version = ref.rsplit("/", 1)
-                found = mlflow.MlflowClient().get_model_version(name, version)
+                found = client.get_model_version(name, version)
             if found is not None:  # a store made anew reuses name/version: the run and the time tell them apart;
                 # a compiled artifact stored later (pipelines.export) changes the version's tag: downloaded anew
                 compiled = (found.tags or {}).get(COMPILED_TAG)
                 identity = f"{uri} run {found.run_id} created {found.creation_timestamp} compiled {compiled}"
-        except MlflowException as exc:
-            raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
-        except Exception as exc:  # noqa: BLE001 - the store itself fails (sqlalchemy: "file is not a database")
-            raise ModelError(f"cannot open the tracking store {mlflow.get_tracking_uri()!r} to find {uri!r}: "
-                             f"{_first_line(exc)}") from None
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"cannot load model {uri!r}: {exc.message.splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - the store itself fails (sqlalchemy: "file is not a database")
+        raise ModelError(f"cannot open the tracking store {mlflow.get_tracking_uri()!r} to find {uri!r}: "
+                         f"{_first_line(exc)}") from None
     return _download(uri, version, name, identity=identity)
 
 
