@@ -170,6 +170,10 @@ def test_promote_an_unknown_run_id_is_one_line(copied_store_uri, hydra_main, cap
     ("train.distill_alpha=2", "error: distill_alpha must be in [0, 1] and distill_temperature > 0; got 2, 4.0"),
     ("train.teacher=nowhere.keras", "error: teacher 'nowhere.keras' does not exist; give a trained backbone (.keras)"),
     ("train.class_balance=focal", "error: class_balance must be one of none, weights, logit_adjust; got 'focal'"),
+    ("train.teacher=[]", "error: teacher is an empty list; give a trained backbone (.keras), or several"),
+    ("train.teacher=[emotify_ml/backbones/weights/emotify_vgg.keras,nowhere.keras]",
+     "error: teacher 'nowhere.keras' does not exist; give a trained backbone (.keras)"),
+    ("train.teacher=5", "error: teacher must be a backbone path (.keras) or a list of them; got 5"),
 ])
 def test_bad_training_options_are_one_line_and_open_no_run(override, message, tmp_path, hydra_main, capsys):
     """Checked before the data is read and a tracked run is opened: no FAILED run is left for a typo."""
@@ -180,6 +184,18 @@ def test_bad_training_options_are_one_line_and_open_no_run(override, message, tm
     assert info.value.code == 2
     assert one_error_line(capsys.readouterr().err).startswith(message)
     assert not store.exists() and not (tmp_path / "out").exists()
+
+
+def test_export_into_a_folder_that_holds_other_things_is_one_line(tmp_path, hydra_main, capsys):
+    """``out=`` is replaced by the compiled copy: a folder of other files (here: a note) is refused, not deleted."""
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as info:
+        hydra_main("pipelines.export", "model=emotify_ml/models/shipped/emotion", f"out={tmp_path}",
+                   f"tracking.uri=sqlite:///{tmp_path / 'm.db'}")
+    assert info.value.code == 2
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: out={str(tmp_path)!r} is a folder that holds "
+                                                              "other things")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("module, overrides, message", [
