@@ -71,10 +71,14 @@ class MirrorAugmented(_WrappedClassifier):
     def predict_proba(self, X):
         """Class probabilities (columns ``classes_``), averaged with the mirror image's when ``tta``."""
         check_is_fitted(self)
+        return self._proba_with(self.estimator_.predict_proba, X)
+
+    def _proba_with(self, inner, X):
+        """``predict_proba`` with ``inner`` in place of the fitted estimator's (see :mod:`emotify_ml.actions.lean`)."""
         X = flat_poses(X)
         if not (self.tta and len(X)):
-            return self.estimator_.predict_proba(X)
-        both = self.estimator_.predict_proba(np.concatenate([X, flat_poses(mirror_poses(X))]))  # one call: half the overhead
+            return inner(X)
+        both = inner(np.concatenate([X, flat_poses(mirror_poses(X))]))  # one call: half the overhead
         return 0.5 * (both[: len(X)] + both[len(X):])
 
 
@@ -135,7 +139,11 @@ class PoseAugmented(_WrappedClassifier):
     def predict_proba(self, X):
         """The estimator's class probabilities (columns ``classes_``)."""
         check_is_fitted(self)
-        return self.estimator_.predict_proba(flat_poses(X))
+        return self._proba_with(self.estimator_.predict_proba, X)
+
+    def _proba_with(self, inner, X):
+        """``predict_proba`` with ``inner`` in place of the fitted estimator's (see :mod:`emotify_ml.actions.lean`)."""
+        return inner(flat_poses(X))
 
 
 def perturb_poses(X, rng, *, rotation: float = 10.0, joint_dropout: float = 0.15, legs_dropout: float = 0.2):
@@ -238,7 +246,11 @@ class HoldoutCalibrated(_WrappedClassifier):
     def predict_proba(self, X):
         """Calibrated class probabilities (columns ``classes_``)."""
         check_is_fitted(self)
-        return apply_temperature(self.estimator_.predict_proba(X), self.temperature_)
+        return self._proba_with(self.estimator_.predict_proba, X)
+
+    def _proba_with(self, inner, X):
+        """``predict_proba`` with ``inner`` in place of the fitted estimator's (see :mod:`emotify_ml.actions.lean`)."""
+        return apply_temperature(inner(X), self.temperature_)
 
 
 def apply_temperature(proba, temperature: float) -> np.ndarray:

@@ -177,8 +177,10 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     ----------
     model_uri : str, optional
         An action model (MLflow URI or model directory); None is the model shipped in
-        ``emotify_ml/models/shipped/action`` (nothing is downloaded). Its estimators are set
-        to one thread (one pose per frame); BlazePose runs on two.
+        ``emotify_ml/models/shipped/action`` (nothing is downloaded). It is scored by
+        :func:`emotify_ml.actions.lean.lean_model` (its own probabilities, without sklearn's
+        per-call checks) with its estimators set to one thread (one pose per frame);
+        BlazePose runs on two.
     emotion_weight : float
         λ of the emotion fusion (0 = pose only).
     min_confidence : float
@@ -191,11 +193,12 @@ def load_action_predictor(model_uri=None, emotion_weight: float = 1.0, min_confi
     """
     from emotify_ml.actions.blazepose import BlazePose
     from emotify_ml.actions.fusion import load_action_prior
+    from emotify_ml.actions.lean import lean_model
     from emotify_ml.actions.threads import set_n_jobs
     from emotify_ml.models.loading import load_action_model
 
     model = load_action_model(model_uri)
     set_n_jobs(model.estimator, 1)  # one pose per frame: one thread is faster
-    return ActionPredictor(BlazePose(), model, load_action_prior(),
+    return ActionPredictor(BlazePose(), lean_model(model), load_action_prior(),
                            emotion_weight=emotion_weight, min_confidence=min_confidence, smoothing=smoothing,
                            pose_every=pose_every)

@@ -172,7 +172,10 @@ class MLPPoseClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (N, n_classes) in the order of ``classes_``: the mean softmax of the networks."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        return self._proba_array(validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64))
+
+    def _proba_array(self, X) -> np.ndarray:
+        """``predict_proba`` of checked (N, F) float64 rows (the lean scorer's entry, :mod:`emotify_ml.actions.lean`)."""
         if len(self.classes_) == 1:
             return np.ones((len(X), 1))
         Z = self._standardise(X)

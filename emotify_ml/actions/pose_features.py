@@ -23,6 +23,8 @@ seen from the thorax, never as positions or lengths, and never in the centre or 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -195,9 +197,20 @@ def _unit(v):
 
 
 def _signed_angle(joints, a, b, c):
+    """cos and sin of the signed angles at joints ``b`` (index arrays: one column per angle)."""
     u, v = joints[:, a] - joints[:, b], joints[:, c] - joints[:, b]
-    angle = np.arctan2(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0], (u * v).sum(1))
+    angle = np.arctan2(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0], (u * v).sum(-1))
     return np.cos(angle), np.sin(angle)
+
+
+@functools.lru_cache(maxsize=None)
+def _pair_indices(head: str) -> tuple[np.ndarray, np.ndarray]:
+    """The joint pairs (i < j) whose distances are features, for a ``head`` mode."""
+    keep = [(i, j) for i, j in zip(*np.triu_indices(N_JOINTS, 1))
+            if head == "exact" or (i not in HEAD_JOINTS and j not in HEAD_JOINTS)]
+    ii, jj = np.array(keep).T
+    ii.flags.writeable = jj.flags.writeable = False
+    return ii, jj
 
 
 def pose_feature_names(head: str = "direction", pairwise: bool = True) -> list[str]:
@@ -251,22 +264,19 @@ def pose_features(X, head: str = "direction", pairwise: bool = True) -> np.ndarr
     joints = normalise_poses(raw)
     coords = [i for i in range(N_JOINTS) if head == "exact" or i not in HEAD_JOINTS]
     cols = [joints[:, coords].reshape(len(joints), -1)]
-    bones = list(BONES) + (list(HEAD_BONES) if head == "exact" else [])
-    for a, b in bones:
-        direction, length = _unit(joints[:, b] - joints[:, a])
-        cols += [direction, length[:, None]]
-    angles = list(ANGLES) + ([HEAD_ANGLE] if head != "drop" else [])
-    for a, b, c in angles:
-        cols += [np.stack(_signed_angle(joints, a, b, c), axis=1)]
+    n = len(joints)
+    a, b = np.array(list(BONES) + (list(HEAD_BONES) if head == "exact" else [])).T
+    direction, length = _unit(joints[:, b] - joints[:, a])  # every bone at once: dx, dy, len per bone
+    cols.append(np.concatenate([direction, length[..., None]], axis=2).reshape(n, -1))
+    a, b, c = np.array(list(ANGLES) + ([HEAD_ANGLE] if head != "drop" else [])).T
+    cols.append(np.stack(_signed_angle(joints, a, b, c), axis=2).reshape(n, -1))  # cos, sin per angle
     if head == "direction":
         cols += [_unit(joints[:, J["head top"]] - joints[:, J["thorax"]])[0],
                  _unit(joints[:, J["upper neck"]] - joints[:, J["thorax"]])[0]]
     tilt = _unit(joints[:, J["thorax"]] - joints[:, J["pelvis"]])[0]
     cols.append(tilt)
     if pairwise:
-        keep = [(i, j) for i, j in zip(*np.triu_indices(N_JOINTS, 1))
-                if head == "exact" or (i not in HEAD_JOINTS and j not in HEAD_JOINTS)]
-        ii, jj = np.array(keep).T
+        ii, jj = _pair_indices(head)
         cols.append(np.linalg.norm(joints[:, ii] - joints[:, jj], axis=2))
     cols += [missing.astype(np.float64), (~missing).sum(1, keepdims=True).astype(np.float64)]
     return np.concatenate(cols, axis=1)
@@ -325,7 +335,11 @@ class PoseFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Pose features of ``X`` ((N, 32) or (N, 16, 2) pixels, missing joints NaN or (-1, -1))."""
         check_is_fitted(self)
-        feats = pose_features(self._check(X, reset=False), self.head, self.pairwise)
+        return self._transform_array(self._check(X, reset=False))
+
+    def _transform_array(self, X):
+        """``transform`` of checked (N, 32) float64 poses (the lean scorer's entry, :mod:`emotify_ml.actions.lean`)."""
+        feats = pose_features(X, self.head, self.pairwise)
         if self.fill_value is not None:
             feats = np.where(np.isnan(feats), float(self.fill_value), feats)
         return feats
