@@ -113,30 +113,36 @@ def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> d
 def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0, align: bool = True) -> dict:
     """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops.
 
+    The live path is the live loop's :class:`~emotify_ml.scoring.Stream` (tracks: a face whose detector
+    score dips below the threshold for a moment keeps its box), scored on each frame's raw probabilities;
+    ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are).
     ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
     """
     from emotify_ml.io.synthetic import synthetic_frames
     from emotify_ml.photo_evaluation import make_frame_step
+    from emotify_ml.scoring import Stream
 
     out = {"n_faces": int(len(faces)), "frames_per_face": frames_per_face, "frame": "640x480, face 200 px, jitter 2 px, "
            "noise 4", "crops": None, "live": {}}
     crops = make_frame_step(model, detect="never")
     pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
     out["crops"] = {"accuracy": float(np.mean(pred == labels))}
+    n = len(faces) * frames_per_face
     for margin in margins:
-        step = make_frame_step(model, detect="always", margin=margin, align=align)
-        correct, found = 0, 0
-        for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed)):
-            result = step.score(frame, picture=False)
-            if len(result.boxes):
-                found += 1
-                big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
-                correct += int(result.probabilities[big].argmax() == labels[k // frames_per_face])
-        n = len(faces) * frames_per_face
-        out["live"][str(margin)] = {"accuracy": correct / n, "face_found": found / n,
-                                    "accuracy_found": correct / max(found, 1), "align": align,
-                                    "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
-                                    "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
+        for key, stream in (("live", True), ("frames_alone", False)):
+            step = make_frame_step(model, detect="always", margin=margin, align=align)
+            score = Stream(step).update if stream else step.score
+            correct, found = 0, 0
+            for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed)):
+                result = score(frame, picture=False, index=k, timestamp=k / 30)
+                if len(result.boxes):
+                    found += 1
+                    big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
+                    correct += int(result.probabilities[big].argmax() == labels[k // frames_per_face])
+            out.setdefault(key, {})[str(margin)] = {
+                "accuracy": correct / n, "face_found": found / n, "accuracy_found": correct / max(found, 1),
+                "align": align, "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
+                "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
     return out
 
 
@@ -168,9 +174,10 @@ def effect(args) -> int:
     result["clip"] = clip
     print(f"\nclip of {clip['n_faces']} PublicTest faces x {clip['frames_per_face']} frames: crops "
           f"{clip['crops']['accuracy']:.3f}")
-    for margin, r in clip["live"].items():
-        print(f"  live path, margin {margin}: {r['accuracy']:.3f} (face found in {r['face_found']:.1%} of frames), "
-              f"{r['gap_to_crops_points']:+.1f} points against the crops")
+    for key, what in (("live", "live path (stream)"), ("frames_alone", "frames alone")):
+        for margin, r in clip[key].items():
+            print(f"  {what}, margin {margin}: {r['accuracy']:.3f} (face found in {r['face_found']:.1%} of frames), "
+                  f"{r['gap_to_crops_points']:+.1f} points against the crops")
     write_json(result, Path(args.out).with_name("framing_effect.json"))
     return 0
 

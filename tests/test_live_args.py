@@ -18,7 +18,7 @@ def one_line(capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("flag", ["--margin", "--alpha", "--iou", "--score-threshold"])
+@pytest.mark.parametrize("flag", ["--margin", "--alpha", "--iou", "--score-threshold", "--track-threshold"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "abc"])
 def test_non_finite_numbers_are_refused_at_parse_time(flag, value, capsys):
     with pytest.raises(SystemExit) as info:
@@ -37,6 +37,7 @@ def test_an_absurd_margin_is_refused_before_anything_is_opened(capsys):
 @pytest.mark.parametrize("args, says", [
     (["--runtime", "bogus"], "runtime must be one of auto, keras, compiled or compiled:<variant>; got 'bogus'"),
     (["--detect-every", "0"], "detect_every must be an int >= 1"),
+    (["--track-threshold", "1.5"], "track_threshold must be in [0, 1]; got 1.5"),
 ])
 def test_a_bad_runtime_or_detection_interval_is_one_usage_line(args, says, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:

@@ -314,9 +314,13 @@ def test_runtime_auto_uses_the_compiled_model_when_there_is_one(saved, faces, mo
 
 def test_export_model_copies_a_complete_model_with_provenance(fitted, faces, saved, tmp_path):
     X, _ = faces
+    mlmodel = saved / "MLmodel"  # as a store's logged model says where its artifacts lay
+    mlmodel.write_text("artifact_path: file:///home/someone/mlruns/models/m-1/artifacts\n" + mlmodel.read_text())
     dest = export_model(saved, tmp_path / "shipped", provenance={"run_id": "abc"})
     assert json.loads((dest / "provenance.json").read_text()) == {"source": str(saved), "run_id": "abc"}
     np.testing.assert_allclose(load_emotion_model(dest).predict_proba(X), FittedModel(fitted).predict_proba(X))
+    assert "file://" not in (dest / "MLmodel").read_text()  # the copy does not carry the builder's paths
+    mlflow.pyfunc.load_model(str(dest))
     with pytest.raises(ModelNotFoundError):
         export_model(tmp_path / "nothing", tmp_path / "other")
     assert not (tmp_path / "other").exists()

@@ -72,12 +72,53 @@ def test_options_hold_the_defaults_and_check_values():
                        (ScoringOptions(detector=DetectorOptions(kind="dlib")), "detector kind"),
                        (ScoringOptions(detector=DetectorOptions(det_size=8)), "det_size"),
                        (StreamOptions(SmoothingOptions(alpha=0)), "alpha"),
+                       (ScoringOptions(detector=DetectorOptions(track_threshold=-0.1)), "track_threshold"),
                        (StreamOptions(tracking=TrackingOptions(iou_threshold=2)), "iou_threshold")]:
         with pytest.raises(ValueError, match=match):
             bad.check()
 
 
 # --- frame step ---------------------------------------------------------------------------------
+
+
+class ScoredDetector(ScriptedDetector):
+    """The scripted boxes with one score per box per frame: ``scores[frame]``."""
+
+    def __init__(self, boxes, scores):
+        super().__init__(boxes)
+        self.scores = np.asarray(scores, np.float32)
+
+    def detect(self, frame):
+        found = super().detect(frame)
+        return Detections(found.boxes, self.scores[min(self.calls - 1, len(self.scores) - 1)], found.landmarks)
+
+
+def test_a_face_below_the_score_threshold_counts_only_where_it_continues_a_track():
+    assert DetectorOptions().detect_threshold == DetectorOptions().track_threshold < DetectorOptions().score_threshold
+    assert DetectorOptions(score_threshold=0.2).detect_threshold == 0.2  # the lower of the two
+    boxes = [[100, 100, 120, 120], [400, 120, 120, 120]]
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    step = FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector(boxes, [[0.9, 0.4]]), ScoringOptions())
+    assert step.score(frame).boxes.tolist() == [boxes[0]]  # a picture, or no track there: new faces need 0.6
+    assert step.score(frame, track_boxes=[[90, 330, 120, 120]]).boxes.tolist() == [boxes[0]]  # a track elsewhere
+    assert step.score(frame, track_boxes=[[410, 125, 120, 120]]).boxes.tolist() == boxes  # the face continues one
+    haar = FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector(boxes, [[0.9, 0.4]]),
+                     ScoringOptions(detector=DetectorOptions(kind="haar")))
+    assert len(haar.score(frame)) == 2  # Haar has no scores to compare
+
+
+@pytest.mark.parametrize("track_threshold, expected", [(0.3, [1, 1, 1, 1]), (0.6, [1, 0, 1, 1])])
+def test_a_stream_keeps_a_face_whose_score_dips_for_a_frame(track_threshold, expected):
+    scores = [[0.9], [0.45], [0.9], [0.9]]  # frame 2: the face turned or blurred for a moment
+    options = ScoringOptions(detector=DetectorOptions(track_threshold=track_threshold))
+    stream = Stream(FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector([[100, 100, 120, 120]], scores),
+                              options))
+    seen = [stream.update(np.full((480, 640, 3), 90, np.uint8), index=i, timestamp=i / 30) for i in range(4)]
+    assert [len(faces) for faces in seen] == expected
+    assert {int(i) for faces in seen for i in faces.track_ids} == {1}  # one face, one track, throughout
+    newcomer = Stream(FrameStep(NoisyClassifier(noisy_steady_proba(10)),
+                                ScoredDetector([[100, 100, 120, 120]], [[0.45]]), options))
+    assert len(newcomer.update(np.full((480, 640, 3), 90, np.uint8))) == 0  # nothing new appears below 0.6
 
 
 def test_frame_step_batches_faces_and_times_each_stage():

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="longest side in pixels of the image the detector sees; bigger frames are shrunk for speed "
                      "(default: %(default)s; 0: the full frame)")
     det.add_argument("--score-threshold", type=finite_float, default=detector.score_threshold, help="least YuNet face score (default: %(default)s)")
+    det.add_argument("--track-threshold", type=finite_float, default=detector.track_threshold,
+                     help="least YuNet score of a face that continues a tracked face (default: %(default)s; "
+                     "set it to --score-threshold to turn this off)")
     det.add_argument("--margin", type=finite_float, default=scoring.margin, help="crop margin, as a fraction of the face box (default: %(default)s, approximating the framing of FER-2013 crops)")
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
 
@@ -230,7 +233,8 @@ def _components(args):
         raise ValueError(f"--margin must be >= 0; got {args.margin}")
     if args.pose_every < 1:
         raise ValueError(f"--pose-every must be an int >= 1; got {args.pose_every}")
-    scoring = ScoringOptions(detector=DetectorOptions(args.detector, args.det_size or None, args.score_threshold),
+    detector = DetectorOptions(args.detector, args.det_size or None, args.score_threshold, args.track_threshold)
+    scoring = ScoringOptions(detector=detector,
                              margin=args.margin, align=args.align, runtime=args.runtime).check()
     stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),
                            TrackingOptions(args.iou, args.max_missed), detect_every=args.detect_every).check()

@@ -194,12 +194,27 @@ def export_model(uri, dest, *, kind: str | None = None, tracking_uri=None, prove
             load_resolved(resolved, kind=kind or meta.get("kind"), runtime="keras")  # fails before anything is written
             # MLflow's note of the registry version it downloaded: the provenance says it, for any store
             shutil.copytree(folder, staged, ignore=shutil.ignore_patterns("registered_model_meta"))
+            _drop_store_location(staged / "MLmodel")
         (staged / "provenance.json").write_text(json.dumps({"source": str(uri), **(provenance or {})}, indent=2,
                                                            default=str) + "\n")
         if dest.exists():
             shutil.rmtree(dest)
         staged.rename(dest)
     return dest
+
+
+def _drop_store_location(mlmodel: Path) -> None:
+    """Remove the top-level ``artifact_path`` line when it is a URI of the store the model came from.
+
+    MLflow writes where a logged model's artifacts lie in its store (``file:///home/.../mlruns/...``);
+    in a copy that is somebody else's path, and ``provenance.json`` says where the model came from.
+    """
+    if not mlmodel.is_file():
+        return
+    lines = mlmodel.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not (line.startswith("artifact_path:") and "://" in line)]
+    if len(kept) != len(lines):
+        mlmodel.write_text("".join(kept), encoding="utf-8")
 
 
 def model_kind(resolved: ResolvedModel) -> str:

@@ -75,6 +75,11 @@ class IoUTracker:
         return self._ids.tolist()
 
     @property
+    def boxes(self) -> np.ndarray:
+        """(T, 4) last box of each track alive now (a copy), in the order of :attr:`active_ids`."""
+        return self._boxes.copy()
+
+    @property
     def missed_ids(self) -> list[int]:
         """Ids of the tracks alive now that no box of the last update matched (a face lost, for now)."""
         return self._ids[self._missed > 0].tolist()

@@ -40,7 +40,9 @@ class FrameStep:
         whose ``predict_proba(X, timings=...)`` reports ``embed`` and ``classify`` from the same call
         (a model without ``timings`` is timed as a whole, as ``classify``).
     detector : object with ``detect(frame) -> Detections``, optional
-        None: made from ``options.detector`` (none at all for ``detect="never"``).
+        None: made from ``options.detector`` (none at all for ``detect="never"``). A detector
+        given is taken as made from ``options.detector``: with YuNet, faces it scores below
+        ``options.detector.score_threshold`` are kept only where they continue a track.
     options : ScoringOptions, optional
         Default: :class:`~emotify_ml.scoring.options.ScoringOptions` ().
 
@@ -58,6 +60,9 @@ class FrameStep:
         if detector is None and self.options.detect != "never":
             detector = self.options.detector.make()
         self.detector = detector
+        # the options' detector reports faces down to its track threshold: new faces need the score threshold
+        det = self.options.detector
+        self._thresholds = (float(det.score_threshold), det.detect_threshold) if det.kind == "yunet" else None
         self.class_names = EMOTIONS
         self.face_size = _face_size(model)
         self._reports_timings = _takes_timings(model)
@@ -70,7 +75,8 @@ class FrameStep:
         runtime = options.runtime if options is not None else "auto"
         return cls(load_emotion_model(model, tracking_uri=tracking_uri, runtime=runtime), options=options)
 
-    def locate(self, frame: np.ndarray, *, picture: bool = True, timings: dict | None = None, detections=None):
+    def locate(self, frame: np.ndarray, *, picture: bool = True, timings: dict | None = None, detections=None,
+               track_boxes=None, track_iou: float = 0.3):
         """Find and crop the faces of a BGR frame, without classifying them.
 
         Parameters
@@ -85,6 +91,13 @@ class FrameStep:
             Faces already known (a :class:`~emotify_ml.scoring.stream.Stream` carrying its tracks'
             boxes between detections): cropped as they are, the detector is not run (``detect`` 0 ms),
             and their source is ``"tracked"``.
+        track_boxes : (T, 4) array-like, optional
+            Boxes of the faces a stream is tracking. A face the detector scores below
+            ``options.detector.score_threshold`` (down to its ``track_threshold``) is kept only when it
+            overlaps one of them by ``track_iou`` or more; without them, only faces at
+            ``score_threshold`` or above are.
+        track_iou : float
+            Least overlap (IoU) with a tracked box (the tracker's own matching threshold).
 
         Returns
         -------
@@ -96,7 +109,7 @@ class FrameStep:
         n_classes = len(self.class_names)
         if detections is not None or mode != "never":
             t = time.perf_counter()
-            found = self.detector.detect(frame) if detections is None else detections
+            found = self._detect(frame, track_boxes, track_iou) if detections is None else detections
             timings["detect"] = _ms(t) if detections is None else 0.0
             if len(found) or not (picture and mode == "auto"):
                 t = time.perf_counter()
@@ -117,6 +130,23 @@ class FrameStep:
         return Faces(np.array([[0.0, 0.0, float(w), float(h)]]), np.array([np.nan]), None, ("whole_image",),
                      np.zeros((1, n_classes)), self.class_names), crops
 
+    def _detect(self, frame, track_boxes, track_iou):
+        """The detector's faces: those at the new-face threshold, and lower ones that continue a track."""
+        found = self.detector.detect(frame)
+        if self._thresholds is None or not len(found):
+            return found
+        new_face, tracked_face = self._thresholds
+        scores = np.asarray(found.scores)
+        keep = scores >= new_face
+        if track_boxes is not None and len(track_boxes) and not keep.all():
+            from emotify_ml.scoring.face_tracks import iou_matrix
+
+            keep |= (scores >= tracked_face) & (iou_matrix(found.boxes, track_boxes).max(axis=1) >= track_iou)
+        if keep.all():
+            return found
+        return type(found)(found.boxes[keep], found.scores[keep],
+                           None if found.landmarks is None else found.landmarks[keep])
+
     def classify(self, crops, timings: dict | None = None) -> np.ndarray:
         """(K, 7) probabilities of (K, S, S) grey crops; ``timings`` receives ``embed`` and ``classify`` ms."""
         timings = {} if timings is None else timings
@@ -131,10 +161,11 @@ class FrameStep:
         return proba
 
     def score(self, frame: np.ndarray, *, picture: bool = True, index: int = 0, timestamp: float = 0.0,
-              name: str | None = None, detections=None) -> Faces:
-        """Detect, crop and classify the faces of one BGR frame (see :meth:`locate` for ``picture`` and ``detections``)."""
+              name: str | None = None, detections=None, track_boxes=None, track_iou: float = 0.3) -> Faces:
+        """Detect, crop and classify the faces of one BGR frame (see :meth:`locate` for the keywords)."""
         timings: dict[str, float] = {}
-        faces, crops = self.locate(frame, picture=picture, timings=timings, detections=detections)
+        faces, crops = self.locate(frame, picture=picture, timings=timings, detections=detections,
+                                   track_boxes=track_boxes, track_iou=track_iou)
         proba = self.classify(crops, timings)
         return faces.with_(probabilities=proba, index=index, timestamp=timestamp, name=name, timings=timings)
 

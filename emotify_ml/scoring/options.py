@@ -48,11 +48,19 @@ class DetectorOptions:
         None (or 0): the full frame.
     score_threshold : float
         Least YuNet face score (Haar has no score).
+    track_threshold : float
+        Least YuNet score of a face that continues a face track of a video stream: a face the
+        detector scores between this and ``score_threshold`` is kept only where it overlaps a face
+        of the last frames (a :class:`~emotify_ml.scoring.stream.Stream` passes its tracks'
+        boxes), so a face turned, blurred or half-lit for a moment keeps its box, and nothing new
+        appears below ``score_threshold`` (ByteTrack's low-score association). At or above
+        ``score_threshold`` it is off; single pictures never use it.
     """
 
     kind: str = "yunet"
     det_size: int | None = 320
     score_threshold: float = 0.6
+    track_threshold: float = 0.3
 
     def check(self) -> "DetectorOptions":
         if self.kind not in DETECTOR_KINDS:
@@ -62,16 +70,27 @@ class DetectorOptions:
                              f"got {self.det_size!r}")
         if not 0.0 <= float(self.score_threshold) <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1]; got {self.score_threshold!r}")
+        if not 0.0 <= float(self.track_threshold) <= 1.0:
+            raise ValueError(f"track_threshold must be in [0, 1]; got {self.track_threshold!r}")
         return self
 
+    @property
+    def detect_threshold(self) -> float:
+        """The least score the detector reports: the lower of the two thresholds."""
+        return min(float(self.score_threshold), float(self.track_threshold))
+
     def make(self):
-        """The detector these options describe (:func:`emotify_ml.detection.make_detector`)."""
+        """The detector these options describe (:func:`emotify_ml.detection.make_detector`).
+
+        YuNet reports faces down to :attr:`detect_threshold`; :class:`~emotify_ml.scoring.frame.FrameStep`
+        keeps those below ``score_threshold`` only where they continue a track.
+        """
         from emotify_ml.detection import make_detector
 
         self.check()
         kwargs = {"det_size": self.det_size or None}
         if self.kind == "yunet":
-            kwargs["score_threshold"] = float(self.score_threshold)
+            kwargs["score_threshold"] = self.detect_threshold
         return make_detector(self.kind, **kwargs)
 
 

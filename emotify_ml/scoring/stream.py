@@ -87,7 +87,9 @@ class Stream:
             Passed to :meth:`FrameStep.locate` (a faceless still picture is one face under ``detect="auto"``).
         """
         carry = None if independent else self._carried()
-        faces = self.step.score(frame, picture=picture, index=index, timestamp=timestamp, name=name, detections=carry)
+        tracked = None if independent else self.tracker.boxes
+        faces = self.step.score(frame, picture=picture, index=index, timestamp=timestamp, name=name, detections=carry,
+                                track_boxes=tracked, track_iou=self.tracker.iou_threshold)
         timings = faces.timings
         t = time.perf_counter()
         if independent:
