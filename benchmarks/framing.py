@@ -110,12 +110,15 @@ def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> d
     return out
 
 
-def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0, align: bool = True) -> dict:
+def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0, align: bool = True,
+                blank_frames: int = 12) -> dict:
     """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops.
 
     The live path is the live loop's :class:`~emotify_ml.scoring.Stream` (tracks: a face whose detector
     score dips below the threshold for a moment keeps its box), scored on each frame's raw probabilities;
     ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are).
+    Each face is followed by ``blank_frames`` faceless frames (not counted), more than the tracker's
+    ``max_missed``, so no track carries from one face to the next (two people, not one).
     ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
     """
     from emotify_ml.io.synthetic import synthetic_frames
@@ -123,7 +126,7 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     from emotify_ml.scoring import Stream
 
     out = {"n_faces": int(len(faces)), "frames_per_face": frames_per_face, "frame": "640x480, face 200 px, jitter 2 px, "
-           "noise 4", "crops": None, "live": {}}
+           "noise 4", "blank_frames_between_faces": blank_frames, "crops": None, "live": {}}
     crops = make_frame_step(model, detect="never")
     pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
     out["crops"] = {"accuracy": float(np.mean(pred == labels))}
@@ -133,12 +136,16 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
             step = make_frame_step(model, detect="always", margin=margin, align=align)
             score = Stream(step).update if stream else step.score
             correct, found = 0, 0
-            for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed)):
+            period = frames_per_face + blank_frames
+            for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed,
+                                                       blank_frames=blank_frames)):
                 result = score(frame, picture=False, index=k, timestamp=k / 30)
+                if k % period >= frames_per_face:  # a faceless frame between two faces: not counted
+                    continue
                 if len(result.boxes):
                     found += 1
                     big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
-                    correct += int(result.probabilities[big].argmax() == labels[k // frames_per_face])
+                    correct += int(result.probabilities[big].argmax() == labels[k // period])
             out.setdefault(key, {})[str(margin)] = {
                 "accuracy": correct / n, "face_found": found / n, "accuracy_found": correct / max(found, 1),
                 "align": align, "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
@@ -155,7 +162,8 @@ def effect(args) -> int:
     from emotify_ml.photo_evaluation import photo_report, score_photos
 
     model = load_emotion_model(args.model)
-    result = {"model": str(getattr(model, "source", args.model)), "margins": args.margins, "muxspace_dev": {}}
+    result = {"model": str(getattr(model, "source", args.model)), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "margins": args.margins, "muxspace_dev": {}}
     keys = ("accuracy", "macro_f1", "accuracy_all", "n_no_face", "neutral_as_angry",
             *(f"recall_{c}" for c in EMOTIONS))
     photos = load_photos(args.photos)

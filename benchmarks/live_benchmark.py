@@ -225,24 +225,31 @@ def fer_style_run(video, peer) -> dict:
     return {"frames": frames, "faces": faces, "fps": round(frames / seconds, 2), "stage_ms": percentile_table(per_frame)}
 
 
-def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_every=(1,), frames_per_face=8, jitter=2):
+def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_every=(1,), frames_per_face=8, jitter=2,
+                  blank_frames=12, track_threshold=None):
     """Faces found, labels and detector time of each (det_size, detect_every) on an in-memory clip with known labels.
 
     Every face of ``faces`` is shown for ``frames_per_face`` frames (jitter and noise as the benchmark clip),
-    so each frame has one face with a known label. ``agreement`` compares each frame's raw and smoothed
-    labels with those of the first configuration (a frame counts only if both found exactly one face).
+    so each frame has one face with a known label, then ``blank_frames`` faceless frames (played, not
+    counted), more than the tracker's ``max_missed``: no face continues the previous face's track.
+    ``agreement`` compares each frame's raw and smoothed labels with those of the first configuration
+    (a frame counts only if both found exactly one face). ``track_threshold``: the detector option's (None: its default).
     """
     from emotify_ml.io.synthetic import synthetic_frames
     from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
     from emotify_ml.scoring.options import DetectorOptions
 
-    frames = list(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=face_px, jitter=jitter, seed=1))
+    frames = list(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=face_px, jitter=jitter, seed=1,
+                                   blank_frames=blank_frames))
+    counted = np.arange(len(frames)) % (frames_per_face + blank_frames) < frames_per_face
     truth = np.repeat(np.asarray(labels), frames_per_face)
     rows, reference = [], None
     for size in det_sizes:
         for k in detect_every:
-            stream = Stream(FrameStep(model, options=ScoringOptions(detector=DetectorOptions(det_size=size))),
-                            StreamOptions(detect_every=k))
+            detector = DetectorOptions(det_size=size)
+            if track_threshold is not None:
+                detector.track_threshold = track_threshold
+            stream = Stream(FrameStep(model, options=ScoringOptions(detector=detector)), StreamOptions(detect_every=k))
             stream.warm_up()
             raw, smooth, per_frame = [], [], {}
             for i, frame in enumerate(frames):
@@ -250,12 +257,15 @@ def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_eve
                 one = len(result) == 1
                 raw.append(int(result.probabilities[0].argmax()) if one else -1)
                 smooth.append(int(result.smoothed[0].argmax()) if one else -1)
+                if not counted[i]:
+                    continue
                 for stage, ms in result.timings.items():
                     per_frame.setdefault(stage, []).append(ms)
                 per_frame.setdefault("total", []).append(sum(result.timings.values()))
-            raw, smooth = np.array(raw), np.array(smooth)
+            raw, smooth = np.array(raw)[counted], np.array(smooth)[counted]
             found = raw >= 0
-            row = {"face_px": face_px, "jitter_px": jitter, "det_size": size, "detect_every": k, "frames": len(frames),
+            row = {"face_px": face_px, "jitter_px": jitter, "det_size": size, "detect_every": k, "frames": len(raw),
+                   "blank_frames_between_faces": blank_frames, "track_threshold": detector.track_threshold,
                    "frames_with_one_face": int(found.sum()),
                    "faces_found": float(found.mean()),
                    "raw_accuracy": float(np.mean(raw[found] == truth[found])) if found.any() else None,
@@ -302,7 +312,7 @@ def startup(rounds: int, workdir: Path, model=None) -> list[dict]:
             seconds = [r["seconds"] for r in runs]
             rows.append({"runtime": runtime, "tracking_store": store, "cwd": str(folder),
                          "command": f"python -m emotify_ml.live --source <photo> --no-display --runtime {runtime} "
-                         "--jsonl <file>", "rounds": runs, "best_seconds": min(seconds),
+                         "--jsonl <file>" + (f" --model {model}" if model else ""), "rounds": runs, "best_seconds": min(seconds),
                          "median_seconds": float(np.median(seconds)),
                          "median_cpu_seconds": float(np.median([r["cpu_seconds"] for r in runs])),
                          "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)})

@@ -7,8 +7,13 @@ import numpy as np
 
 def full_proba(estimator, X, n_classes: int) -> np.ndarray:
     """``predict_proba`` with a column for every class index 0..n_classes-1, also those absent from training."""
-    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-    classes = np.asarray(estimator.classes_).astype(int)
+    return full_columns(estimator.predict_proba(X), estimator.classes_, n_classes)
+
+
+def full_columns(proba, classes, n_classes: int) -> np.ndarray:
+    """Probabilities whose columns are the class indices ``classes`` spread over 0..n_classes-1 (absent ones 0)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    classes = np.asarray(classes).astype(int)
     if proba.shape[1] == n_classes and np.array_equal(classes, np.arange(n_classes)):
         return proba
     full = np.zeros((len(proba), n_classes))

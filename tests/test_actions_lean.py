@@ -64,7 +64,7 @@ def _structures():
     return {
         "pipeline of unknown steps": logistic,
         "weighted soft vote with a dropped member": make_pipeline(PoseFeatures(fill_value=0.0), StandardScaler(), vote),
-        "lightgbm on two threads (n_jobs=None)": make_pipeline(PoseFeatures(), _lgbm(n_jobs=None)),
+        "lightgbm on its default threads (n_jobs=None)": make_pipeline(PoseFeatures(), _lgbm(n_jobs=None)),
         "the wrappers of the shipped model": HoldoutCalibrated(
             estimator=MirrorAugmented(estimator=PoseAugmented(estimator=make_pipeline(PoseFeatures(), _lgbm()))),
             holdout=0.3, refit=True),
@@ -92,6 +92,17 @@ def test_binary_lightgbm_and_missing_classes(sample):
     assert full.shape == (len(X), len(MPII_CATEGORIES))
     np.testing.assert_allclose(full[:, binary.classes_], binary.predict_proba(X), rtol=0, atol=1e-12)
     assert not np.delete(full, binary.classes_, axis=1).any()
+
+
+def test_a_model_that_is_not_an_sklearn_estimator_is_scored_by_its_own_method(sample):
+    class Constant:
+        classes_ = np.arange(len(MPII_CATEGORIES))
+
+        def predict_proba(self, X):
+            return np.full((len(X), len(MPII_CATEGORIES)), 1 / len(MPII_CATEGORIES))
+
+    np.testing.assert_array_equal(LeanClassifier(Constant(), len(MPII_CATEGORIES)).predict_proba(sample[0]),
+                                  Constant().predict_proba(sample[0]))
 
 
 def test_features_other_than_float_poses_get_the_transformers_checks(sample):

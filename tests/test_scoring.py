@@ -81,16 +81,22 @@ def test_options_hold_the_defaults_and_check_values():
 # --- frame step ---------------------------------------------------------------------------------
 
 
-class ScoredDetector(ScriptedDetector):
-    """The scripted boxes with one score per box per frame: ``scores[frame]``."""
+class ScoredDetector:
+    """Per frame, the boxes and scores of ``frames[i]`` (the last one again after the end) at its threshold, level eyes.
 
-    def __init__(self, boxes, scores):
-        super().__init__(boxes)
-        self.scores = np.asarray(scores, np.float32)
+    Its ``score_threshold`` is by default the default options' ``detect_threshold``, as ``DetectorOptions.make()``
+    builds YuNet.
+    """
+
+    def __init__(self, frames, score_threshold=DetectorOptions().detect_threshold):
+        self.frames, self.calls, self.score_threshold = frames, 0, score_threshold
 
     def detect(self, frame):
-        found = super().detect(frame)
-        return Detections(found.boxes, self.scores[min(self.calls - 1, len(self.scores) - 1)], found.landmarks)
+        boxes, scores = self.frames[min(self.calls, len(self.frames) - 1)]
+        self.calls += 1
+        found = ScriptedDetector(boxes).detect(frame)
+        keep = np.asarray(scores, np.float32) >= self.score_threshold  # as YuNet reports only faces at its threshold
+        return Detections(found.boxes[keep], np.asarray(scores, np.float32)[keep], found.landmarks[keep])
 
 
 def test_a_face_below_the_score_threshold_counts_only_where_it_continues_a_track():
@@ -98,26 +104,43 @@ def test_a_face_below_the_score_threshold_counts_only_where_it_continues_a_track
     assert DetectorOptions(score_threshold=0.2).detect_threshold == 0.2  # the lower of the two
     boxes = [[100, 100, 120, 120], [400, 120, 120, 120]]
     frame = np.full((480, 640, 3), 90, np.uint8)
-    step = FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector(boxes, [[0.9, 0.4]]), ScoringOptions())
+    step = FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector([(boxes, [0.9, 0.4])]), ScoringOptions())
     assert step.score(frame).boxes.tolist() == [boxes[0]]  # a picture, or no track there: new faces need 0.6
     assert step.score(frame, track_boxes=[[90, 330, 120, 120]]).boxes.tolist() == [boxes[0]]  # a track elsewhere
     assert step.score(frame, track_boxes=[[410, 125, 120, 120]]).boxes.tolist() == boxes  # the face continues one
-    haar = FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector(boxes, [[0.9, 0.4]]),
+    haar = FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector([(boxes, [0.9, 0.4])]),
                      ScoringOptions(detector=DetectorOptions(kind="haar")))
     assert len(haar.score(frame)) == 2  # Haar has no scores to compare
+    own = ScoredDetector([(boxes, [0.9, 0.4])], score_threshold=0.4)  # built with its own threshold: taken at its word
+    assert len(FrameStep(NoisyClassifier(noisy_steady_proba(10)), own, ScoringOptions()).score(frame)) == 2
+    assert step.new_face_threshold == 0.6 and haar.new_face_threshold is None
+
+
+def test_a_faint_face_takes_only_a_track_no_confident_face_took():
+    # frame 2: a confident face and a faint one both overlap the one track (IoU 0.54 each, 0.25 with each other,
+    # so YuNet's own suppression keeps both): the confident one continues it, the faint one is not a new face
+    detector = ScoredDetector([([[200, 100, 100, 100]], [0.9]),
+                               ([[170, 100, 100, 100], [230, 100, 100, 100]], [0.9, 0.4])])
+    stream = Stream(FrameStep(NoisyClassifier(noisy_steady_proba(10)), detector, ScoringOptions()))
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    assert stream.update(frame).track_ids.tolist() == [1]
+    second = stream.update(frame, index=1)
+    assert second.boxes.tolist() == [[170, 100, 100, 100]] and second.track_ids.tolist() == [1]
 
 
 @pytest.mark.parametrize("track_threshold, expected", [(0.3, [1, 1, 1, 1]), (0.6, [1, 0, 1, 1])])
 def test_a_stream_keeps_a_face_whose_score_dips_for_a_frame(track_threshold, expected):
     scores = [[0.9], [0.45], [0.9], [0.9]]  # frame 2: the face turned or blurred for a moment
     options = ScoringOptions(detector=DetectorOptions(track_threshold=track_threshold))
-    stream = Stream(FrameStep(NoisyClassifier(noisy_steady_proba(10)), ScoredDetector([[100, 100, 120, 120]], scores),
-                              options))
+    detector = ScoredDetector([([[100, 100, 120, 120]], score) for score in scores],
+                              score_threshold=options.detector.detect_threshold)
+    stream = Stream(FrameStep(NoisyClassifier(noisy_steady_proba(10)), detector, options))
     seen = [stream.update(np.full((480, 640, 3), 90, np.uint8), index=i, timestamp=i / 30) for i in range(4)]
     assert [len(faces) for faces in seen] == expected
     assert {int(i) for faces in seen for i in faces.track_ids} == {1}  # one face, one track, throughout
     newcomer = Stream(FrameStep(NoisyClassifier(noisy_steady_proba(10)),
-                                ScoredDetector([[100, 100, 120, 120]], [[0.45]]), options))
+                                ScoredDetector([([[100, 100, 120, 120]], [0.45])],
+                                               score_threshold=options.detector.detect_threshold), options))
     assert len(newcomer.update(np.full((480, 640, 3), 90, np.uint8))) == 0  # nothing new appears below 0.6
 
 

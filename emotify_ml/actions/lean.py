@@ -1,9 +1,9 @@
 """The lean scorer of fitted action models: the same probabilities without sklearn's per-call overhead.
 
 The live loop scores one pose a frame. Through the fitted model's own ``predict_proba``
-that costs about 5 ms on these 2 cores, most of it input and parameter checks repeated by
-each layer of wrappers (LightGBM's sklearn interface alone re-reads its parameters on
-every call: 1.6 ms, against 0.2 ms for its trees). :func:`lean_proba` walks the fitted model
+that cost 5–6 ms a frame in the live loop on these 2 cores, most of it input and parameter
+checks repeated by each layer of wrappers (LightGBM's sklearn ``predict_proba`` alone took
+1.75 ms, its booster 0.16 ms). :func:`lean_proba` walks the fitted model
 once and returns a function that calls the same fitted parts directly:
 
 - the project's wrappers (:class:`~emotify_ml.actions.estimators.HoldoutCalibrated`,
@@ -11,14 +11,17 @@ once and returns a function that calls the same fitted parts directly:
   their ``predict_proba`` runs, with the lean scorer of their fitted estimator as ``inner``;
 - a :class:`~sklearn.pipeline.Pipeline`: its transformers' ``transform``, then the last step;
 - a soft :class:`~sklearn.ensemble.VotingClassifier`: the weighted mean of its members;
-- ``LGBMClassifier``: its booster's ``predict`` with the thread count of its ``n_jobs``;
+- ``LGBMClassifier``: its booster's ``predict`` (a positive ``n_jobs`` as its thread count, else
+  OpenMP's default; threads change the speed, not the result);
 - :class:`~emotify_ml.actions.pose_features.PoseFeatures` and
   :class:`~emotify_ml.actions.mlp.MLPPoseClassifier`: their array entry points;
 - anything else: its own ``predict_proba`` / ``transform``, so every model can be scored.
 
-The result equals ``predict_proba`` (tests compare them on the shipped model to 1e-12);
-:func:`lean_model` wraps it as the :class:`~emotify_ml.models.FittedModel` the live loop
-and the server score with.
+The result equals ``predict_proba`` (tests compare them on the shipped model to 1e-12). The
+scorer is a snapshot of the fitted parts and their settings when it is built: parameters set
+afterwards (``set_params``, :func:`~emotify_ml.actions.threads.set_n_jobs`) do not reach it, so
+build it last. :func:`lean_model` wraps it as the :class:`~emotify_ml.models.FittedModel` the
+live loop and the server score with.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def lean_proba(estimator) -> Proba:
     sklearn.exceptions.NotFittedError
         When ``estimator`` (or a part of it) is not fitted.
     """
+    if not hasattr(estimator, "fit"):  # not an sklearn estimator: only its own method can score it
+        return estimator.predict_proba
     check_is_fitted(estimator)
     if hasattr(estimator, "_proba_with") and hasattr(estimator, "estimator_"):
         inner, outer = lean_proba(estimator.estimator_), estimator._proba_with
@@ -96,7 +101,11 @@ def _is_lgbm_classifier(estimator) -> bool:
 
 
 def _lgbm_threads(n_jobs) -> int:
-    """LightGBM's ``num_threads`` for an estimator's ``n_jobs``: a positive count as it is, else 0 (OpenMP's default)."""
+    """``num_threads`` for an estimator's ``n_jobs``: a positive count as it is, else 0 (OpenMP's default).
+
+    LightGBM's sklearn interface maps None and negative ``n_jobs`` to a share of the physical
+    cores instead; only the speed differs (the live loop sets 1).
+    """
     return int(n_jobs) if isinstance(n_jobs, (int, np.integer)) and n_jobs > 0 else 0
 
 
@@ -115,16 +124,12 @@ class LeanClassifier:
         self.estimator = estimator
         self.n_classes = n_classes
         self._proba = lean_proba(estimator)
-        self._columns = np.asarray(estimator.classes_).astype(int)
 
     def predict_proba(self, X) -> np.ndarray:
         """(N, n_classes) probabilities of (N, 32) float64 poses."""
-        proba = np.asarray(self._proba(X), dtype=np.float64)
-        if proba.shape[1] == self.n_classes and np.array_equal(self._columns, np.arange(self.n_classes)):
-            return proba
-        full = np.zeros((len(proba), self.n_classes))
-        full[:, self._columns] = proba
-        return full
+        from emotify_ml.evaluation import full_columns
+
+        return full_columns(self._proba(X), self.estimator.classes_, self.n_classes)
 
 
 def lean_model(model):

@@ -228,8 +228,7 @@ def pose_feature_names(head: str = "direction", pairwise: bool = True) -> list[s
         names += [f"head_dir_{ax}" for ax in "xy"] + [f"neck_dir_{ax}" for ax in "xy"]
     names += ["torso_tilt_cos", "torso_tilt_sin"]
     if pairwise:
-        names += [f"dist_{short[i]}-{short[j]}" for i, j in zip(*np.triu_indices(N_JOINTS, 1))
-                  if head == "exact" or (i not in HEAD_JOINTS and j not in HEAD_JOINTS)]
+        names += [f"dist_{short[i]}-{short[j]}" for i, j in zip(*_pair_indices(head))]
     names += [f"missing_{short[i]}" for i in range(N_JOINTS)] + ["n_visible"]
     return names
 

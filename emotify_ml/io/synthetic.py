@@ -18,7 +18,7 @@ from emotify_ml.io.sinks import VideoWriter
 
 
 def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_px: int = 200, n_per_frame: int = 1,
-                     jitter: int = 2, noise: float = 4.0, background: int = 90, seed: int = 0):
+                     jitter: int = 2, noise: float = 4.0, background: int = 90, seed: int = 0, blank_frames: int = 0):
     """Yield BGR frames showing the given faces, each held for ``frames_per_face`` frames.
 
     Parameters
@@ -40,6 +40,9 @@ def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_
         Grey level of the frame.
     seed : int
         Random seed: the same arguments give the same frames.
+    blank_frames : int
+        Faceless frames (background and noise) after each face or group: more than a tracker's
+        ``max_missed`` and no track carries from one face to the next, as between two people.
 
     Yields
     ------
@@ -64,6 +67,9 @@ def synthetic_frames(faces, *, frames_per_face: int = 30, size=(640, 480), face_
             if noise:
                 frame = np.clip(frame + rng.normal(0.0, noise, frame.shape), 0, 255).astype(np.uint8)
             yield frame
+        for _ in range(blank_frames):
+            frame = np.full((height, width, 3), background, np.uint8)
+            yield np.clip(frame + rng.normal(0.0, noise, frame.shape), 0, 255).astype(np.uint8) if noise else frame
 
 
 def detectable_faces(faces, n: int, detector, *, min_score: float = 0.8, labels=None):

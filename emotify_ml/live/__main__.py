@@ -263,7 +263,10 @@ def _score(args, parts, say):
                 item.close()
         raise
     stream = Stream(FrameStep(classifier, detector, scoring), stream_options, actions=predictor)
-    say(f"source: {source.description}; detector: {detector!r}; smoothing: {stream.smoother!r}"
+    thresholds = ("" if stream.step.new_face_threshold is None else
+                  f" (new faces from score {stream.step.new_face_threshold}, "
+                  f"tracked faces from {scoring.detector.detect_threshold})")
+    say(f"source: {source.description}; detector: {detector!r}{thresholds}; smoothing: {stream.smoother!r}"
         + ("; actions: on" if predictor is not None else ""))
     say("press q or Esc in the window to quit" if display else "press Ctrl-C to stop")
     pace = source.kind == "video" and (args.realtime or display is not None)

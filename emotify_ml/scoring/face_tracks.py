@@ -27,6 +27,38 @@ def iou_matrix(a, b) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
+def match_boxes(track_boxes, boxes, iou_threshold: float, first=None) -> np.ndarray:
+    """The track each box continues (-1: none): greedy one-to-one matching, most-overlapping pairs first.
+
+    A pair needs an IoU of at least ``iou_threshold``; each track and each box is matched at
+    most once. With ``first`` (a boolean mask over ``boxes``), those boxes are matched first and
+    the others only to the tracks they left (ByteTrack's two passes: confident faces, then faint ones).
+
+    Examples
+    --------
+    >>> match_boxes([[0, 0, 10, 10]], [[1, 0, 10, 10], [0, 1, 10, 10]], 0.3, first=[False, True]).tolist()
+    [-1, 0]
+    """
+    track_boxes = np.asarray(track_boxes, np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    owner = np.full(len(boxes), -1, np.int64)
+    if not (len(boxes) and len(track_boxes)):
+        return owner
+    overlap = iou_matrix(track_boxes, boxes)
+    taken = np.zeros(len(track_boxes), bool)
+    passes = [np.ones(len(boxes), bool)] if first is None else [np.asarray(first, bool), ~np.asarray(first, bool)]
+    for allowed in passes:
+        for flat in np.argsort(-np.where(allowed[None, :], overlap, -1.0), axis=None, kind="stable"):
+            t, k = np.unravel_index(flat, overlap.shape)
+            if not allowed[k] or overlap[t, k] < iou_threshold:
+                break
+            if taken[t] or owner[k] >= 0:
+                continue
+            taken[t] = True
+            owner[k] = t
+    return owner
+
+
 class IoUTracker:
     """Greedy IoU matching of each frame's boxes to the tracks of earlier frames.
 
@@ -84,13 +116,16 @@ class IoUTracker:
         """Ids of the tracks alive now that no box of the last update matched (a face lost, for now)."""
         return self._ids[self._missed > 0].tolist()
 
-    def update(self, boxes) -> np.ndarray:
+    def update(self, boxes, first=None) -> np.ndarray:
         """Assign a track id to each box of the new frame.
 
         Parameters
         ----------
         boxes : (K, 4) array-like
             This frame's boxes, ``x, y, w, h``.
+        first : (K,) bool, optional
+            Boxes matched to tracks before the others (the faces at the detector's score
+            threshold; see :func:`match_boxes`). None: all boxes alike.
 
         Returns
         -------
@@ -101,18 +136,13 @@ class IoUTracker:
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         ids = np.full(len(boxes), -1, np.int64)
         matched = np.zeros(len(self._ids), bool)
-        if len(boxes) and len(self._ids):
-            overlap = iou_matrix(self._boxes, boxes)
-            for flat in np.argsort(-overlap, axis=None):
-                t, k = np.unravel_index(flat, overlap.shape)
-                if overlap[t, k] < self.iou_threshold:
-                    break
-                if matched[t] or ids[k] >= 0:
-                    continue
-                matched[t] = True
-                ids[k] = self._ids[t]
-                self._boxes[t] = boxes[k]
-                self._missed[t] = 0
+        owner = match_boxes(self._boxes, boxes, self.iou_threshold, first=first)
+        for k in np.flatnonzero(owner >= 0):
+            t = owner[k]
+            matched[t] = True
+            ids[k] = self._ids[t]
+            self._boxes[t] = boxes[k]
+            self._missed[t] = 0
         self._missed[~matched] += 1
         keep = self._missed <= self.max_missed
         self.dropped = self._ids[~keep].tolist()

@@ -40,9 +40,11 @@ class FrameStep:
         whose ``predict_proba(X, timings=...)`` reports ``embed`` and ``classify`` from the same call
         (a model without ``timings`` is timed as a whole, as ``classify``).
     detector : object with ``detect(frame) -> Detections``, optional
-        None: made from ``options.detector`` (none at all for ``detect="never"``). A detector
-        given is taken as made from ``options.detector``: with YuNet, faces it scores below
-        ``options.detector.score_threshold`` are kept only where they continue a track.
+        None: made from ``options.detector`` (none at all for ``detect="never"``), so YuNet reports
+        faces down to ``options.detector.track_threshold`` and those below its ``score_threshold``
+        are kept only where they continue a track. A detector given is taken at its word, unless
+        it is a YuNet whose ``score_threshold`` is the options' ``detect_threshold`` (as
+        ``options.detector.make()`` builds it): then its faint faces are treated the same way.
     options : ScoringOptions, optional
         Default: :class:`~emotify_ml.scoring.options.ScoringOptions` ().
 
@@ -57,12 +59,16 @@ class FrameStep:
     def __init__(self, model, detector=None, options: ScoringOptions | None = None):
         self.options = (options if options is not None else ScoringOptions()).check()
         self.model = model
+        det = self.options.detector
+        reports_faint = detector is None or getattr(detector, "score_threshold", None) == det.detect_threshold
         if detector is None and self.options.detect != "never":
             detector = self.options.detector.make()
         self.detector = detector
-        # the options' detector reports faces down to its track threshold: new faces need the score threshold
-        det = self.options.detector
-        self._thresholds = (float(det.score_threshold), det.detect_threshold) if det.kind == "yunet" else None
+        # a detector made from the options reports faces down to the track threshold: new faces need the score
+        # threshold, fainter ones must continue a track (any other detector's faces are taken as they come)
+        self._thresholds = ((float(det.score_threshold), det.detect_threshold)
+                            if det.kind == "yunet" and reports_faint and det.detect_threshold < det.score_threshold
+                            else None)
         self.class_names = EMOTIONS
         self.face_size = _face_size(model)
         self._reports_timings = _takes_timings(model)
@@ -130,18 +136,31 @@ class FrameStep:
         return Faces(np.array([[0.0, 0.0, float(w), float(h)]]), np.array([np.nan]), None, ("whole_image",),
                      np.zeros((1, n_classes)), self.class_names), crops
 
+    @property
+    def new_face_threshold(self) -> float | None:
+        """Least score of a face that starts a track; fainter faces only continue one (None: every face counts)."""
+        return None if self._thresholds is None else self._thresholds[0]
+
     def _detect(self, frame, track_boxes, track_iou):
-        """The detector's faces: those at the new-face threshold, and lower ones that continue a track."""
+        """The detector's faces: those at the new-face threshold, and fainter ones that continue a track.
+
+        The faint faces are matched one to one to the tracks the confident ones left, as the
+        stream's tracker then matches them (:func:`~emotify_ml.scoring.face_tracks.match_boxes`);
+        the rest are dropped.
+        """
         found = self.detector.detect(frame)
         if self._thresholds is None or not len(found):
             return found
         new_face, tracked_face = self._thresholds
         scores = np.asarray(found.scores)
         keep = scores >= new_face
-        if track_boxes is not None and len(track_boxes) and not keep.all():
-            from emotify_ml.scoring.face_tracks import iou_matrix
+        faint = (scores >= tracked_face) & ~keep
+        if track_boxes is not None and len(track_boxes) and faint.any():
+            from emotify_ml.scoring.face_tracks import match_boxes
 
-            keep |= (scores >= tracked_face) & (iou_matrix(found.boxes, track_boxes).max(axis=1) >= track_iou)
+            both = keep | faint
+            owner = match_boxes(track_boxes, np.asarray(found.boxes)[both], track_iou, first=keep[both])
+            keep[np.flatnonzero(both)[owner >= 0]] = True
         if keep.all():
             return found
         return type(found)(found.boxes[keep], found.scores[keep],

@@ -94,7 +94,9 @@ class Stream:
         t = time.perf_counter()
         if independent:
             self.reset()
-        ids = np.asarray(self.tracker.update(faces.boxes), np.int64)
+        threshold = getattr(self.step, "new_face_threshold", None)
+        first = None if threshold is None else np.asarray(faces.scores) >= threshold  # as the step kept them
+        ids = np.asarray(self.tracker.update(faces.boxes, first=first), np.int64)
         self._remember(faces, carried=carry is not None)
         dropped = self.tracker.dropped
         self.smoother.forget(dropped)
