@@ -130,13 +130,12 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     crops = make_frame_step(model, detect="never")
     pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
     out["crops"] = {"accuracy": float(np.mean(pred == labels))}
-    n = len(faces) * frames_per_face
+    n, period = len(faces) * frames_per_face, frames_per_face + blank_frames
     for margin in margins:
         for key, stream in (("live", True), ("frames_alone", False)):
             step = make_frame_step(model, detect="always", margin=margin, align=align)
             score = Stream(step).update if stream else step.score
             correct, found = 0, 0
-            period = frames_per_face + blank_frames
             for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed,
                                                        blank_frames=blank_frames)):
                 result = score(frame, picture=False, index=k, timestamp=k / 30)

@@ -54,6 +54,9 @@ class FrameStep:
         Side of the grey square crops the model takes.
     class_names : tuple of str
         :data:`emotify_ml.labels.EMOTIONS`, the columns of the probabilities.
+    new_face_threshold : float or None
+        Least detector score of a face that starts a track; fainter faces only continue one
+        (None: every face the detector reports counts).
     """
 
     def __init__(self, model, detector=None, options: ScoringOptions | None = None):
@@ -66,9 +69,8 @@ class FrameStep:
         self.detector = detector
         # a detector made from the options reports faces down to the track threshold: new faces need the score
         # threshold, fainter ones must continue a track (any other detector's faces are taken as they come)
-        self._thresholds = ((float(det.score_threshold), det.detect_threshold)
-                            if det.kind == "yunet" and reports_faint and det.detect_threshold < det.score_threshold
-                            else None)
+        filters = det.kind == "yunet" and reports_faint and det.detect_threshold < det.score_threshold
+        self.new_face_threshold = float(det.score_threshold) if filters else None
         self.class_names = EMOTIONS
         self.face_size = _face_size(model)
         self._reports_timings = _takes_timings(model)
@@ -100,7 +102,8 @@ class FrameStep:
         track_boxes : (T, 4) array-like, optional
             Boxes of the faces a stream is tracking. A face the detector scores below
             ``options.detector.score_threshold`` (down to its ``track_threshold``) is kept only when it
-            overlaps one of them by ``track_iou`` or more; without them, only faces at
+            is matched one to one, by ``track_iou`` or more, to a box no confident face took
+            (:func:`~emotify_ml.scoring.face_tracks.match_boxes`); without them, only faces at
             ``score_threshold`` or above are.
         track_iou : float
             Least overlap (IoU) with a tracked box (the tracker's own matching threshold).
@@ -136,11 +139,6 @@ class FrameStep:
         return Faces(np.array([[0.0, 0.0, float(w), float(h)]]), np.array([np.nan]), None, ("whole_image",),
                      np.zeros((1, n_classes)), self.class_names), crops
 
-    @property
-    def new_face_threshold(self) -> float | None:
-        """Least score of a face that starts a track; fainter faces only continue one (None: every face counts)."""
-        return None if self._thresholds is None else self._thresholds[0]
-
     def _detect(self, frame, track_boxes, track_iou):
         """The detector's faces: those at the new-face threshold, and fainter ones that continue a track.
 
@@ -149,12 +147,11 @@ class FrameStep:
         the rest are dropped.
         """
         found = self.detector.detect(frame)
-        if self._thresholds is None or not len(found):
+        if self.new_face_threshold is None or not len(found):
             return found
-        new_face, tracked_face = self._thresholds
         scores = np.asarray(found.scores)
-        keep = scores >= new_face
-        faint = (scores >= tracked_face) & ~keep
+        keep = scores >= self.new_face_threshold
+        faint = (scores >= self.options.detector.detect_threshold) & ~keep
         if track_boxes is not None and len(track_boxes) and faint.any():
             from emotify_ml.scoring.face_tracks import match_boxes
 
