@@ -50,6 +50,10 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, model_dir):
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: input") and "Traceback" not in proc.stderr
     proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "engine=ray", f"model={model_dir}", tmp=tmp_path)
     assert proc.returncode == 2 and "engine must be one of local, spark; got 'ray'" in proc.stderr
+    proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "detector.track_threshold=1.5", f"model={model_dir}",
+               tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: track_threshold must be in [0, 1]; got 1.5"
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_without_input_says_so_in_one_line(tmp_path):
