@@ -226,30 +226,29 @@ def fer_style_run(video, peer) -> dict:
 
 
 def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_every=(1,), frames_per_face=8, jitter=2,
-                  blank_frames=12, track_threshold=None):
+                  blank_frames=12, detector=None, size=(640, 480)):
     """Faces found, labels and detector time of each (det_size, detect_every) on an in-memory clip with known labels.
 
     Every face of ``faces`` is shown for ``frames_per_face`` frames (jitter and noise as the benchmark clip),
     so each frame has one face with a known label, then ``blank_frames`` faceless frames (played, not
     counted), more than the tracker's ``max_missed``: no face continues the previous face's track.
     ``agreement`` compares each frame's raw and smoothed labels with those of the first configuration
-    (a frame counts only if both found exactly one face). ``track_threshold``: the detector option's (None: its default).
+    (a frame counts only if both found exactly one face). ``detector``: other :class:`DetectorOptions` fields than
+    ``det_size`` (e.g. ``{"retry_size": None}``; None: the defaults).
     """
     from emotify_ml.io.synthetic import synthetic_frames
     from emotify_ml.scoring import FrameStep, ScoringOptions, Stream, StreamOptions
     from emotify_ml.scoring.options import DetectorOptions
 
     frames = list(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=face_px, jitter=jitter, seed=1,
-                                   blank_frames=blank_frames))
+                                   blank_frames=blank_frames, size=size))
     counted = np.arange(len(frames)) % (frames_per_face + blank_frames) < frames_per_face
     truth = np.repeat(np.asarray(labels), frames_per_face)
     rows, reference = [], None
-    for size in det_sizes:
+    for det_size in det_sizes:
         for k in detect_every:
-            detector = DetectorOptions(det_size=size)
-            if track_threshold is not None:
-                detector.track_threshold = track_threshold
-            stream = Stream(FrameStep(model, options=ScoringOptions(detector=detector)), StreamOptions(detect_every=k))
+            options = DetectorOptions(det_size=det_size, **(detector or {}))
+            stream = Stream(FrameStep(model, options=ScoringOptions(detector=options)), StreamOptions(detect_every=k))
             stream.warm_up()
             raw, smooth, per_frame = [], [], {}
             for i, frame in enumerate(frames):
@@ -264,8 +263,10 @@ def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_eve
                 per_frame.setdefault("total", []).append(sum(result.timings.values()))
             raw, smooth = np.array(raw)[counted], np.array(smooth)[counted]
             found = raw >= 0
-            row = {"face_px": face_px, "jitter_px": jitter, "det_size": size, "detect_every": k, "frames": len(raw),
-                   "blank_frames_between_faces": blank_frames, "track_threshold": detector.track_threshold,
+            row = {"frame": f"{size[0]}x{size[1]}", "face_px": face_px, "jitter_px": jitter, "det_size": det_size,
+                   "detect_every": k, "frames": len(raw),
+                   "blank_frames_between_faces": blank_frames, "track_threshold": options.track_threshold,
+                   "retry_size": options.retry_size,
                    "frames_with_one_face": int(found.sum()),
                    "faces_found": float(found.mean()),
                    "raw_accuracy": float(np.mean(raw[found] == truth[found])) if found.any() else None,
@@ -278,11 +279,43 @@ def quality_sweep(model, faces, labels, *, face_px, det_sizes=(320,), detect_eve
             row["raw_agreement"] = float(np.mean(raw[both] == reference[0][both])) if both.any() else None
             row["smoothed_agreement"] = float(np.mean(smooth[both] == reference[1][both])) if both.any() else None
             rows.append(row)
-            print(f"  {face_px:>3} px faces, jitter {jitter}, det_size {size}, detect every {k}: one face in {row['faces_found']:.1%} of "
+            print(f"  {row['frame']}, {face_px:>3} px faces, jitter {jitter}, det_size {det_size}, retry {options.retry_size}, "
+                  f"detect every {k}: one face in {row['faces_found']:.1%} of "
                   f"frames, raw accuracy {row['raw_accuracy']}, agreement raw/smoothed {row['raw_agreement']}/"
                   f"{row['smoothed_agreement']}, detect {row['ms'].get('detect', 0):.2f} ms, "
                   f"total {row['ms']['total']:.2f} ms", flush=True)
     return rows
+
+
+SWEEPS = ("det_size", "detect_every", "track_threshold_off", "retry", "hd")
+"""The labelled-clip sweeps of :func:`sweeps`."""
+
+
+def sweeps(model, names=SWEEPS) -> dict:
+    """The :func:`quality_sweep` s named: detector input sizes (``det_size``), detection intervals
+    (``detect_every``), the low-score association off (``track_threshold_off``), the detector's second look
+    on and off (``retry``), on a 640x480 clip; the second look on and off on an HD (1280x720) clip (``hd``)."""
+    from emotify_ml.scoring.options import DetectorOptions
+
+    faces, labels = sample_faces(1000, usages=("PrivateTest", "PublicTest"))  # never seen in training
+    out = {"sweep_clip": f"{len(faces)} bundled PrivateTest and PublicTest faces that YuNet finds, 8 frames each, "
+                         "then 12 faceless frames; 640x480 (hd: 1280x720), jitter and noise as the benchmark clip, "
+                         "in memory"}
+    print(f"{len(faces)} sample faces, 8 frames each, {model!r}:", flush=True)
+    plans = {
+        "det_size": [{"face_px": px, "det_sizes": (320, 240, 160, 480, 640)} for px in (200, 100, 60)],
+        "detect_every": [{"face_px": 200, "detect_every": (1, 2, 3, 5), "jitter": jitter} for jitter in (2, 6)],
+        "track_threshold_off": [{"face_px": px, "detector": {"track_threshold": DetectorOptions().score_threshold}}
+                                for px in (200, 100, 60)],
+        "retry": [{"face_px": px, "detector": detector} for px in (200, 100, 60)
+                  for detector in ({}, {"retry_size": None})],
+        "hd": [{"face_px": px, "detector": detector, "size": (1280, 720)} for px in (200, 120, 80)
+               for detector in ({}, {"retry_size": None})],
+    }
+    for name in names:
+        print(f"{name}:", flush=True)
+        out[f"{name}_sweep"] = [row for plan in plans[name] for row in quality_sweep(model, faces, labels, **plan)]
+    return out
 
 
 def startup(rounds: int, workdir: Path, model=None) -> list[dict]:
@@ -390,17 +423,7 @@ def suite(args) -> dict:
         report["models"] = {runtime: repr(model) for runtime, model in models.items()}
         report["fer_style_loop"] = (fer_style_run.__doc__ or "").split("\n\n")[1].strip() if peer is not None else None
 
-        faces, labels = sample_faces(1000, usages=("PrivateTest", "PublicTest"))  # never seen in training
-        report["sweep_clip"] = (f"{len(faces)} bundled PrivateTest and PublicTest faces that YuNet finds, 8 frames "
-                                "each, 640x480, jitter and noise as the benchmark clip, in memory")
-        print(f"detector sizes ({len(faces)} sample faces, 8 frames each, compiled int8):", flush=True)
-        report["det_size_sweep"] = [row for px in (200, 100, 60) for row in
-                                    quality_sweep(models["compiled int8"], faces, labels, face_px=px,
-                                                  det_sizes=(320, 240, 160, 480, 640))]
-        print("detect every k frames:", flush=True)
-        report["detect_every_sweep"] = [row for jitter in (2, 6) for row in
-                                        quality_sweep(models["compiled int8"], faces, labels, face_px=200,
-                                                      detect_every=(1, 2, 3, 5), jitter=jitter)]
+        report.update(sweeps(models["compiled int8"]))
         if args.startup_rounds:
             print("start-up:", flush=True)
             report["startup"] = startup(args.startup_rounds, tmp, args.model)
@@ -431,7 +454,7 @@ def markdown(report) -> str:
     """The tables docs/live.md and the README quote, from the report."""
     lines = ["| run | runtime | FPS best (median) | detect | crop | embed | classify | track | actions | draw | "
              "total ms (p95) | labels as without the speed-up: emotion / action |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"] if report["live"] else []
 
     def pct(value):
         return "–" if value is None else f"{value:.1%}"
@@ -447,11 +470,13 @@ def markdown(report) -> str:
                      + f" | {ms['total']['mean']:.2f} ({ms['total']['p95']:.2f}) | "
                      + (f"{pct(row['agreement_with']['emotion_label_agreement'])} / "
                         f"{pct(row['agreement_with']['action_label_agreement'])} |" if "agreement_with" in row else "– |"))
-    lines += ["", "| faces | jitter | det_size | detect every | frames with the face | raw accuracy | "
-              "agreement raw / smoothed | detect ms | total ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in report.get("det_size_sweep", []) + report.get("detect_every_sweep", []):
-        lines.append(f"| {row['face_px']} px | ±{row['jitter_px']} px | {row['det_size']} | {row['detect_every']} | "
-                     f"{pct(row['faces_found'])} | "
+    lines += ["", "| frame | faces | jitter | det_size | second look | detect every | track threshold | "
+              "frames with the face | raw accuracy | agreement raw / smoothed | detect ms | total ms |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in [row for name in SWEEPS for row in report.get(f"{name}_sweep", [])]:
+        lines.append(f"| {row.get('frame', '640x480')} | {row['face_px']} px | ±{row['jitter_px']} px | "
+                     f"{row['det_size']} | {row.get('retry_size') or 'off'} | {row['detect_every']} | "
+                     f"{row['track_threshold']} | {pct(row['faces_found'])} | "
                      f"{pct(row['raw_accuracy'])} | {pct(row['raw_agreement'])} / {pct(row['smoothed_agreement'])} | "
                      f"{row['ms'].get('detect', 0):.2f} | {row['ms']['total']:.2f} |")
     if report.get("startup"):
@@ -490,6 +515,9 @@ def main(argv=None) -> int:
     p.add_argument("--suite", action="store_true",
                    help="every configuration (1 face, 3 faces, --actions, --detect-every) for runtime keras and "
                    "compiled int8 and the fer-style loop, in rounds; det_size and detect-every sweeps; start-up")
+    p.add_argument("--quality", nargs="*", choices=SWEEPS, default=None,
+                   help="only the suite's labelled-clip sweeps named (none named: all), faces found and accuracy by "
+                   "detector setting, compiled int8; writes benchmarks/results/live_quality.json")
     p.add_argument("--rounds", type=int, default=3, help="--suite: rounds of every configuration (default: 3)")
     p.add_argument("--startup-rounds", type=int, default=3, help="--suite: start-up runs per runtime (0: none)")
     p.add_argument("--json", default=None,
@@ -498,6 +526,20 @@ def main(argv=None) -> int:
     if args.model and Path(args.model).expanduser().exists():  # the start-up runs start in other folders
         args.model = str(Path(args.model).expanduser().resolve())
     results_dir = Path(__file__).resolve().parent / "results"
+    if args.quality is not None:
+        from emotify_ml.live.app import load_model
+
+        model = load_model(args.model, args.tracking_uri, print, runtime="compiled:int8")
+        report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "model": repr(model),
+                  "command": " ".join(["python benchmarks/live_benchmark.py --quality", *args.quality]
+                                      + ([f"--model {args.model}"] if args.model else [])),
+                  "machine": machine(os.getloadavg()[0] if hasattr(os, "getloadavg") else None),
+                  **sweeps(model, args.quality or SWEEPS)}
+        print(markdown({"live": [], **report}))
+        path = Path(args.json or results_dir / "live_quality.json")
+        path.write_text(json.dumps(report, indent=2))
+        print(f"results: {path}")
+        return 0
     if args.suite:
         report = suite(args)
         path = Path(args.json or results_dir / "live_speed.json")

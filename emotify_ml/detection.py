@@ -95,9 +95,9 @@ def _shrink(frame: np.ndarray, det_size) -> tuple[np.ndarray, float]:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), scale
 
 
-def _check_det_size(det_size):
+def _check_det_size(det_size, name: str = "det_size"):
     if det_size is not None and (not isinstance(det_size, (int, np.integer)) or det_size < 32):
-        raise ValueError(f"det_size must be an int >= 32 (longest side in pixels) or None; got {det_size!r}")
+        raise ValueError(f"{name} must be an int >= 32 (longest side in pixels) or None; got {det_size!r}")
 
 
 class YuNetDetector:
@@ -113,6 +113,14 @@ class YuNetDetector:
         Faces smaller than about 10 pixels at this scale are missed.
     score_threshold : float, default=0.6
         Minimum face score.
+    retry_size : int or None, default=640
+        Longest side of a second, finer look at a frame shrunk for the first one, taken only when
+        the first finds no face scoring ``retry_below`` or more; the look whose best face scores
+        higher is returned. Faces that shrinking leaves small (about 100 px and under) are found far
+        more often at the finer size, and frames with a confident face pay nothing. None: one look.
+    retry_below : float or None
+        Best-face score under which the second look is taken (None: ``score_threshold``, i.e.
+        only when the first look finds nothing).
     nms_threshold : float, default=0.3
         IoU above which overlapping boxes are merged.
     top_k : int, default=50
@@ -126,45 +134,72 @@ class YuNetDetector:
     """
 
     def __init__(self, model_path=None, *, det_size: int | None = _DEFAULT.det_size,
-                 score_threshold: float = _DEFAULT.score_threshold,
-                 nms_threshold: float = 0.3, top_k: int = 50):
+                 score_threshold: float = _DEFAULT.score_threshold, retry_size: int | None = _DEFAULT.retry_size,
+                 retry_below: float | None = None, nms_threshold: float = 0.3, top_k: int = 50):
         self.model_path = model_path
         self.det_size = det_size
         self.score_threshold = score_threshold
+        self.retry_size = retry_size
+        self.retry_below = retry_below
         self.nms_threshold = nms_threshold
         self.top_k = top_k
         _check_det_size(det_size)
+        _check_det_size(retry_size, "retry_size")
         if not 0.0 <= float(score_threshold) <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1]; got {score_threshold!r}")
+        if retry_below is not None and not 0.0 <= float(retry_below) <= 1.0:
+            raise ValueError(f"retry_below must be in [0, 1] or None; got {retry_below!r}")
         path = Path(model_path) if model_path is not None else YUNET_MODEL
         if not path.is_file():
             raise ModelNotFoundError(f"YuNet model {str(path)!r} does not exist"
                                      + ("" if model_path else "; the package install is incomplete (emotify_ml/assets/yunet)"))
-        try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), float(score_threshold),
-                                                  float(nms_threshold), int(top_k))
-        except cv2.error as exc:
-            raise ModelNotFoundError(f"cannot load YuNet model {str(path)!r}: {str(exc).strip().splitlines()[-1]}") from None
-        self._input_size = (320, 320)
+        self._path = path
+        self._nets: dict[str, list] = {}  # one net per look, each keeping its input size
+        self._net("first")
+
+    def _net(self, look: str) -> list:
+        """``[net, input size]`` for ``look`` ("first" or "retry"), made on first use."""
+        if look not in self._nets:
+            try:
+                net = cv2.FaceDetectorYN.create(str(self._path), "", (320, 320), float(self.score_threshold),
+                                                float(self.nms_threshold), int(self.top_k))
+            except cv2.error as exc:
+                raise ModelNotFoundError(f"cannot load YuNet model {str(self._path)!r}: "
+                                         f"{str(exc).strip().splitlines()[-1]}") from None
+            self._nets[look] = [net, (320, 320)]
+        return self._nets[look]
 
     def detect(self, frame) -> Detections:
-        """Find faces in an (H, W, 3) BGR or (H, W) grey uint8 frame."""
+        """Find faces in an (H, W, 3) BGR or (H, W) grey uint8 frame (a second, finer look: ``retry_size``)."""
         frame = _check_frame(frame)
         if frame.ndim == 2 or frame.shape[2] == 1:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         elif frame.shape[2] == 4:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-        small, scale = _shrink(frame, self.det_size)
+        found = self._look(frame, self.det_size, "first")
+        best = float(found.scores.max()) if len(found) else -1.0
+        below = self.score_threshold if self.retry_below is None else self.retry_below
+        if (best < float(below) and self.retry_size and self.det_size
+                and max(frame.shape[:2]) > self.det_size and self.retry_size > self.det_size):
+            again = self._look(frame, self.retry_size, "retry")
+            if len(again) and float(again.scores.max()) > best:
+                return again
+        return found
+
+    def _look(self, frame: np.ndarray, det_size, look: str) -> Detections:
+        """The faces YuNet finds in ``frame`` shrunk to ``det_size``, in frame pixels."""
+        small, scale = _shrink(frame, det_size)
         if max(small.shape[:2]) < YUNET_MIN_SIDE:  # a thumbnail: YuNet finds faces that fill it only when enlarged
             up = YUNET_MIN_SIDE / max(small.shape[:2])
             small = cv2.resize(small, (max(1, round(small.shape[1] * up)), max(1, round(small.shape[0] * up))),
                                interpolation=cv2.INTER_LINEAR)
             scale *= up
         size = (small.shape[1], small.shape[0])
-        if size != self._input_size:
-            self._net.setInputSize(size)
-            self._input_size = size
-        _, faces = self._net.detect(small)
+        slot = self._net(look)
+        if size != slot[1]:
+            slot[0].setInputSize(size)
+            slot[1] = size
+        _, faces = slot[0].detect(small)
         if faces is None or len(faces) == 0:
             return Detections.empty()
         faces = faces[_overlaps_frame(faces[:, :4], small.shape[1], small.shape[0])]
@@ -177,7 +212,7 @@ class YuNetDetector:
 
     def __repr__(self) -> str:
         return (f"YuNetDetector(det_size={self.det_size}, score_threshold={self.score_threshold}, "
-                f"nms_threshold={self.nms_threshold})")
+                f"retry_size={self.retry_size}, retry_below={self.retry_below}, nms_threshold={self.nms_threshold})")
 
 
 class HaarDetector:

@@ -26,8 +26,12 @@ import numpy as np
 from emotify_ml.evaluation import evaluate
 from emotify_ml.features.preprocessing import DEFAULT_MARGIN
 from emotify_ml.labels import EMOTION_TO_INDEX, EMOTIONS
+from emotify_ml.scoring.options import DetectorOptions
 
 log = logging.getLogger(__name__)
+
+_DETECTOR = DetectorOptions()
+"""The detector defaults (their one home: :class:`~emotify_ml.scoring.options.DetectorOptions`)."""
 
 @dataclass(frozen=True)
 class PhotoScores:
@@ -57,22 +61,25 @@ class PhotoScores:
 
 
 def make_frame_step(model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
-                    detector: str = "yunet", det_size: int | None = 320, score_threshold: float = 0.6):
+                    detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
+                    score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size):
     """The product's frame step (:class:`emotify_ml.scoring.FrameStep`) with these scoring options.
 
     ``detect``: ``always`` (the detector finds the faces: the live path), ``never`` (the photo is one
     face crop, as batch scoring takes FER-2013's files) or ``auto`` (the detector, else the whole photo).
+    The detector keywords are :class:`~emotify_ml.scoring.options.DetectorOptions`' (``detector`` is its ``kind``).
     """
-    from emotify_ml.scoring import DetectorOptions, FrameStep, ScoringOptions
+    from emotify_ml.scoring import FrameStep, ScoringOptions
 
     options = ScoringOptions(detect=detect, margin=float(margin), align=bool(align),
                              detector=DetectorOptions(kind=detector, det_size=det_size,
-                                                      score_threshold=float(score_threshold)))
+                                                      score_threshold=float(score_threshold), retry_size=retry_size))
     return FrameStep(model, options=options)
 
 
 def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
-                 detector: str = "yunet", det_size: int | None = 320, score_threshold: float = 0.6,
+                 detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
+                 score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size,
                  progress: bool = False) -> PhotoScores:
     """Score every photo of ``photos`` with ``model`` through :func:`make_frame_step`.
 
@@ -81,13 +88,13 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
     photos : :class:`emotify_ml.data.photos.PhotoSet`
     model : object with ``predict_proba(faces) -> (N, 7)``
         E.g. :func:`emotify_ml.load_emotion_model`'s result.
-    detect, margin, align, detector, det_size, score_threshold
+    detect, margin, align, detector, det_size, score_threshold, retry_size
         As live and batch scoring take them.
     progress : bool
         Show a progress bar (tqdm) on stderr.
     """
     settings = {"detect": detect, "margin": float(margin), "align": bool(align), "detector": detector,
-                "det_size": det_size, "score_threshold": float(score_threshold)}
+                "det_size": det_size, "score_threshold": float(score_threshold), "retry_size": retry_size}
     step = make_frame_step(model, **settings)
     n = len(photos)
     proba = np.full((n, len(EMOTIONS)), np.nan)

@@ -100,9 +100,65 @@ def test_haar_without_opencv_cascades_fails_clearly(monkeypatch):
         make_detector("haar")
 
 
+def _looks(detector, monkeypatch):
+    """The ``det_size`` of each look ``detector`` takes, appended as it takes them."""
+    sizes, look = [], detector._look
+
+    def spy(frame, det_size, which):
+        sizes.append(det_size)
+        return look(frame, det_size, which)
+
+    monkeypatch.setattr(detector, "_look", spy)
+    return sizes
+
+
+def test_a_second_finer_look_finds_faces_that_shrinking_lost(clear_faces):
+    """An HD frame with 120 px faces: shrunk to 320 px they are 30 px and mostly lost; at 640 px, 60 px and found."""
+    one, two = YuNetDetector(retry_size=None), YuNetDetector(retry_size=640)
+    found_once = found_twice = 0
+    for face in clear_faces:
+        frame = next(synthetic_frames([face], frames_per_face=1, noise=0, jitter=0, size=(1280, 960), face_px=120))
+        first, both = one.detect(frame), two.detect(frame)
+        found_once += len(first) > 0
+        found_twice += len(both) > 0
+        if len(both):
+            x, y, w, h = both.boxes[0]  # in the frame's own pixels: the face was pasted at (580, 420), 120 px
+            assert abs(x + w / 2 - 640) < 30 and abs(y + h / 2 - 480) < 30 and 80 < w < 160
+            assert both.landmarks.shape == (1, 5, 2) and both.scores[0] >= one.score_threshold
+        if len(first):  # a face the first look found is kept as it is
+            assert len(both) == 1 and np.allclose(both.boxes, first.boxes)
+    assert found_twice >= found_once + len(clear_faces) // 4, (found_once, found_twice)
+
+
+def test_the_second_look_is_taken_only_for_a_frame_without_a_confident_face(clear_faces, monkeypatch):
+    detector = YuNetDetector(score_threshold=0.3, retry_below=0.6)
+    looks = _looks(detector, monkeypatch)
+    assert len(detector.detect(_frame(clear_faces[:1]))) == 1 and looks == [320]  # a confident face: one look
+    looks.clear()
+    assert len(detector.detect(np.full((480, 640, 3), 90, np.uint8))) == 0 and looks == [320, 640]
+    looks.clear()
+    detector.detect(np.full((240, 320, 3), 90, np.uint8))  # no bigger than det_size: its finest look was the first
+    assert looks == [320]
+    for settings in ({"retry_size": None}, {"det_size": None}, {"det_size": 640, "retry_size": 640}):
+        detector = YuNetDetector(**settings)
+        looks = _looks(detector, monkeypatch)
+        detector.detect(np.full((960, 1280, 3), 90, np.uint8))
+        assert len(looks) == 1, settings
+
+
+def test_the_options_retry_below_the_score_threshold():
+    from emotify_ml.scoring.options import DetectorOptions
+
+    made = DetectorOptions().make()
+    assert (made.score_threshold, made.retry_below, made.retry_size) == (0.3, 0.6, 640)
+    assert DetectorOptions(retry_size=0).make().retry_size is None
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"kind": "mtcnn"}, ValueError, "kind must be one of yunet, haar"),
     ({"det_size": 10}, ValueError, "det_size"),
+    ({"retry_size": 10}, ValueError, "retry_size must be an int >= 32"),
+    ({"retry_below": 1.5}, ValueError, "retry_below must be in"),
     ({"score_threshold": 2.0}, ValueError, "score_threshold"),
     ({"model_path": "/nonexistent/yunet.onnx"}, ModelNotFoundError, "does not exist"),
 ])

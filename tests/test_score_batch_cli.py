@@ -53,6 +53,10 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, model_dir):
     proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "detector.track_threshold=1.5", f"model={model_dir}",
                tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: track_threshold must be in [0, 1]; got 1.5"
+    proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "detector.retry_size=10", f"model={model_dir}",
+               tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == ("error: retry_size must be an int >= 32 (longest side in "
+                                                            "pixels), or 0/None for one look; got 10")
     assert not (tmp_path / "out").exists()
 
 

@@ -73,6 +73,8 @@ def test_options_hold_the_defaults_and_check_values():
                        (ScoringOptions(detector=DetectorOptions(det_size=8)), "det_size"),
                        (StreamOptions(SmoothingOptions(alpha=0)), "alpha"),
                        (ScoringOptions(detector=DetectorOptions(track_threshold=-0.1)), "track_threshold"),
+                       (ScoringOptions(detector=DetectorOptions(retry_size=10)), "retry_size must be an int >= 32"),
+                       (ScoringOptions(detector=DetectorOptions(retry_size=640.0)), "retry_size must be an int >= 32"),
                        (StreamOptions(tracking=TrackingOptions(iou_threshold=2)), "iou_threshold")]:
         with pytest.raises(ValueError, match=match):
             bad.check()

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--track-threshold", type=finite_float, default=detector.track_threshold,
                      help="least YuNet score of a face that continues a tracked face (default: %(default)s; "
                      "set it to --score-threshold to turn this off)")
+    det.add_argument("--retry-size", type=int, default=detector.retry_size,
+                     help="longest side of YuNet's second, finer look at a frame in which it finds no face of "
+                     "--score-threshold at --det-size (default: %(default)s; 0: one look)")
     det.add_argument("--margin", type=finite_float, default=scoring.margin, help="crop margin, as a fraction of the face box (default: %(default)s, approximating the framing of FER-2013 crops)")
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
 
@@ -233,7 +236,8 @@ def _components(args):
         raise ValueError(f"--margin must be >= 0; got {args.margin}")
     if args.pose_every < 1:
         raise ValueError(f"--pose-every must be an int >= 1; got {args.pose_every}")
-    detector = DetectorOptions(args.detector, args.det_size or None, args.score_threshold, args.track_threshold)
+    detector = DetectorOptions(args.detector, args.det_size or None, args.score_threshold, args.track_threshold,
+                               args.retry_size or None)
     scoring = ScoringOptions(detector=detector,
                              margin=args.margin, align=args.align, runtime=args.runtime).check()
     stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),

@@ -55,12 +55,19 @@ class DetectorOptions:
         boxes), so a face turned, blurred or half-lit for a moment keeps its box, and nothing new
         appears below ``score_threshold`` (ByteTrack's low-score association). At or above
         ``score_threshold`` it is off; single pictures never use it.
+    retry_size : int or None
+        YuNet takes a second look at a frame in which it finds no face of ``score_threshold``,
+        shrunk to this longest side instead of ``det_size`` (a frame no bigger than ``det_size``
+        has had its finest look already), and keeps the look whose best face scores higher.
+        Faces that shrinking leaves small are found far more often; frames with a confident face
+        are looked at once, so only faceless frames cost more. None (or 0): one look.
     """
 
     kind: str = "yunet"
     det_size: int | None = 320
     score_threshold: float = 0.6
     track_threshold: float = 0.3
+    retry_size: int | None = 640
 
     def check(self) -> "DetectorOptions":
         if self.kind not in DETECTOR_KINDS:
@@ -68,6 +75,9 @@ class DetectorOptions:
         if self.det_size not in (None, 0) and (not isinstance(self.det_size, int) or self.det_size < 32):
             raise ValueError(f"det_size must be an int >= 32 (longest side in pixels), or 0/None for the full frame; "
                              f"got {self.det_size!r}")
+        if self.retry_size not in (None, 0) and (not isinstance(self.retry_size, int) or self.retry_size < 32):
+            raise ValueError(f"retry_size must be an int >= 32 (longest side in pixels), or 0/None for one look; "
+                             f"got {self.retry_size!r}")
         if not 0.0 <= float(self.score_threshold) <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1]; got {self.score_threshold!r}")
         if not 0.0 <= float(self.track_threshold) <= 1.0:
@@ -90,7 +100,8 @@ class DetectorOptions:
         self.check()
         kwargs = {"det_size": self.det_size or None}
         if self.kind == "yunet":
-            kwargs["score_threshold"] = self.detect_threshold
+            kwargs.update(score_threshold=self.detect_threshold, retry_size=self.retry_size or None,
+                          retry_below=float(self.score_threshold))
         return make_detector(self.kind, **kwargs)
 
 
