@@ -116,7 +116,8 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
 
     The live path is the live loop's :class:`~emotify_ml.scoring.Stream` (tracks: a face whose detector
     score dips below the threshold for a moment keeps its box), scored on each frame's raw probabilities;
-    ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are).
+    ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are);
+    ``live_one_look`` is the live path without the detector's second look (``retry_size=None``).
     Each face is followed by ``blank_frames`` faceless frames (not counted), more than the tracker's
     ``max_missed``, so no track carries from one face to the next (two people, not one).
     ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
@@ -131,9 +132,10 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
     out["crops"] = {"accuracy": float(np.mean(pred == labels))}
     n, period = len(faces) * frames_per_face, frames_per_face + blank_frames
+    variants = [("live", True, {}), ("frames_alone", False, {}), ("live_one_look", True, {"retry_size": None})]
     for margin in margins:
-        for key, stream in (("live", True), ("frames_alone", False)):
-            step = make_frame_step(model, detect="always", margin=margin, align=align)
+        for key, stream, detector in variants:
+            step = make_frame_step(model, detect="always", margin=margin, align=align, **detector)
             score = Stream(step).update if stream else step.score
             correct, found = 0, 0
             for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed,
@@ -146,17 +148,50 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
                     big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
                     correct += int(result.probabilities[big].argmax() == labels[k // period])
             out.setdefault(key, {})[str(margin)] = {
-                "accuracy": correct / n, "face_found": found / n, "accuracy_found": correct / max(found, 1),
+                "detector": repr(step.detector), "accuracy": correct / n, "face_found": found / n, "accuracy_found": correct / max(found, 1),
                 "align": align, "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
                 "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
     return out
 
 
+def clip_faces(root, per_class: int, seed: int):
+    """``(faces, labels)``: ``per_class`` PublicTest faces of each class, seeded, in a seeded order."""
+    from emotify_ml.data import load_fer2013
+    from emotify_ml.labels import EMOTIONS, VALIDATION
+
+    val = load_fer2013(root).split(VALIDATION)
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(val.labels == c), size=min(per_class, int((val.labels == c).sum())),
+                                     replace=False) for c in range(len(EMOTIONS))])
+    idx = rng.permutation(idx)
+    return val.images[idx], val.labels[idx]
+
+
+def clip_seeds(args) -> int:
+    """The clip of :func:`effect` with other faces: one clip per seed, at the default margin only."""
+    from emotify_ml.features.preprocessing import DEFAULT_MARGIN
+    from emotify_ml.models import load_emotion_model
+
+    model = load_emotion_model(args.model)
+    result = {"model": str(getattr(model, "source", args.model)), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "command": "python benchmarks/framing.py --clip-seeds " + " ".join(map(str, args.clip_seeds))
+              + (f" --model {args.model}" if args.model else ""), "clips": {}}
+    print("| seed | crops | live path | found | one look | found | frames alone |\n|---:|---:|---:|---:|---:|---:|---:|")
+    for seed in args.clip_seeds:
+        clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, seed), [DEFAULT_MARGIN], seed=seed)
+        result["clips"][str(seed)] = clip
+        live, one, alone = (clip[k][str(DEFAULT_MARGIN)] for k in ("live", "live_one_look", "frames_alone"))
+        print(f"| {seed} | {clip['crops']['accuracy']:.3f} | {live['accuracy']:.3f} ({live['gap_to_crops_points']:+.1f}) | "
+              f"{live['face_found']:.1%} | {one['accuracy']:.3f} ({one['gap_to_crops_points']:+.1f}) | "
+              f"{one['face_found']:.1%} | {alone['accuracy']:.3f} ({alone['gap_to_crops_points']:+.1f}) |", flush=True)
+    write_json(result, Path(args.out).with_name("framing_clip_seeds.json"))
+    return 0
+
+
 def effect(args) -> int:
     """Old against new framing through the product path: muxspace_dev photos, and a clip of labelled faces."""
-    from emotify_ml.data import load_fer2013
     from emotify_ml.data.photos import load_photos
-    from emotify_ml.labels import EMOTIONS, VALIDATION
+    from emotify_ml.labels import EMOTIONS
     from emotify_ml.models import load_emotion_model
     from emotify_ml.photo_evaluation import photo_report, score_photos
 
@@ -172,16 +207,12 @@ def effect(args) -> int:
         result["muxspace_dev"][str(margin)] = {k: report[k] for k in keys}
         print(f"| {margin} | " + " | ".join(f"{report[k]:.3f}" if isinstance(report[k], float) else str(report[k])
                                           for k in keys) + " |", flush=True)
-    val = load_fer2013(args.root).split(VALIDATION)
-    rng = np.random.default_rng(args.seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(val.labels == c), size=min(args.clip_per_class,
-                                     int((val.labels == c).sum())), replace=False) for c in range(len(EMOTIONS))])
-    idx = rng.permutation(idx)
-    clip = clip_effect(model, val.images[idx], val.labels[idx], args.margins, seed=args.seed)
+    clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, args.seed), args.margins, seed=args.seed)
     result["clip"] = clip
     print(f"\nclip of {clip['n_faces']} PublicTest faces x {clip['frames_per_face']} frames: crops "
           f"{clip['crops']['accuracy']:.3f}")
-    for key, what in (("live", "live path (stream)"), ("frames_alone", "frames alone")):
+    for key, what in (("live", "live path (stream)"), ("frames_alone", "frames alone"),
+                      ("live_one_look", "live path, one look")):
         for margin, r in clip[key].items():
             print(f"  {what}, margin {margin}: {r['accuracy']:.3f} (face found in {r['face_found']:.1%} of frames), "
                   f"{r['gap_to_crops_points']:+.1f} points against the crops")
@@ -201,7 +232,11 @@ def main(argv=None) -> int:
     parser.add_argument("--margins", type=float, nargs="+", default=[0.15, 0.0], help="--effect: margins compared")
     parser.add_argument("--photos", default=str(REPO.parent / "shared" / "data" / "muxspace_dev"))
     parser.add_argument("--clip-per-class", type=int, default=50, help="--effect: PublicTest faces per class in the clip")
+    parser.add_argument("--clip-seeds", type=int, nargs="+", default=None,
+                        help="only the --effect clip, at the default margin, once per seed (other faces)")
     args = parser.parse_args(argv)
+    if args.clip_seeds:
+        return clip_seeds(args)
     if args.effect:
         return effect(args)
 
