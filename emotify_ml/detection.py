@@ -115,9 +115,12 @@ class YuNetDetector:
         Minimum face score.
     retry_size : int or None, default=640
         Longest side of a second, finer look at a frame shrunk for the first one, taken only when
-        the first finds no face scoring ``retry_below`` or more; the look whose best face scores
-        higher is returned. Faces that shrinking leaves small (about 100 px and under) are found far
-        more often at the finer size, and frames with a confident face pay nothing. None: one look.
+        the first finds no face scoring ``retry_below`` or more. When the second look's best face
+        scores higher, its faces are returned, with those of the first look that none of them
+        overlaps; else the first look's. Faces that shrinking leaves small (about 100 px and under)
+        are found far more often at the finer size; frames with a confident face pay nothing, frames
+        without one (faceless, or only faint faces) pay for both looks. None, or not larger than
+        ``det_size``: one look.
     retry_below : float or None
         Best-face score under which the second look is taken (None: ``score_threshold``, i.e.
         only when the first look finds nothing).
@@ -147,7 +150,7 @@ class YuNetDetector:
         _check_det_size(retry_size, "retry_size")
         if not 0.0 <= float(score_threshold) <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1]; got {score_threshold!r}")
-        if retry_below is not None and not 0.0 <= float(retry_below) <= 1.0:
+        if retry_below is not None and (isinstance(retry_below, bool) or not 0.0 <= float(retry_below) <= 1.0):
             raise ValueError(f"retry_below must be in [0, 1] or None; got {retry_below!r}")
         path = Path(model_path) if model_path is not None else YUNET_MODEL
         if not path.is_file():
@@ -183,7 +186,7 @@ class YuNetDetector:
                 and max(frame.shape[:2]) > self.det_size and self.retry_size > self.det_size):
             again = self._look(frame, self.retry_size, "retry")
             if len(again) and float(again.scores.max()) > best:
-                return again
+                return _joined(again, found)
         return found
 
     def _look(self, frame: np.ndarray, det_size, look: str) -> Detections:
@@ -270,6 +273,21 @@ class HaarDetector:
 
     def __repr__(self) -> str:
         return f"HaarDetector(det_size={self.det_size}, min_neighbors={self.min_neighbors})"
+
+
+def _joined(main: Detections, other: Detections, overlap: float = 0.3) -> Detections:
+    """``main``'s faces, then those of ``other`` that overlap none of them (IoU below ``overlap``)."""
+    from emotify_ml.scoring.face_tracks import iou_matrix
+
+    if not len(other):
+        return main
+    extra = iou_matrix(other.boxes, main.boxes).max(axis=1) < overlap
+    if not extra.any():
+        return main
+    landmarks = None if main.landmarks is None or other.landmarks is None else \
+        np.concatenate([main.landmarks, other.landmarks[extra]])
+    return Detections(np.concatenate([main.boxes, other.boxes[extra]]),
+                      np.concatenate([main.scores, other.scores[extra]]), landmarks)
 
 
 def _overlaps_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -146,6 +146,30 @@ def test_the_second_look_is_taken_only_for_a_frame_without_a_confident_face(clea
         assert len(looks) == 1, settings
 
 
+def _found(boxes, scores):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    eyes = np.repeat(boxes[:, None, :2], 5, axis=1)  # landmarks that say which box they belong to
+    return Detections(boxes, np.asarray(scores, np.float32), eyes)
+
+
+@pytest.mark.parametrize("first, retry, expected_scores", [
+    (([[100, 100, 80, 80]], [0.45]), ([[102, 98, 84, 84]], [0.40]), [0.45]),  # the retry scores lower: first kept
+    (([], []), ([[102, 98, 84, 84]], [0.50]), [0.50]),  # the first found nothing
+    # the retry wins; the first look's other faint face, which no retry face overlaps, is kept after it
+    (([[100, 100, 80, 80], [400, 100, 60, 60]], [0.45, 0.35]), ([[102, 98, 84, 84]], [0.80]), [0.80, 0.35]),
+    # ... and one that a retry face overlaps is not reported twice
+    (([[100, 100, 80, 80]], [0.45]), ([[102, 98, 84, 84], [400, 100, 60, 60]], [0.80, 0.70]), [0.80, 0.70]),
+])
+def test_the_look_whose_best_face_scores_higher_is_returned_with_the_other_looks_own_faces(
+        monkeypatch, first, retry, expected_scores):
+    detector = YuNetDetector(score_threshold=0.3, retry_below=0.6)
+    looks = {320: _found(*first), 640: _found(*retry)}
+    monkeypatch.setattr(detector, "_look", lambda frame, det_size, which: looks[det_size])
+    found = detector.detect(np.zeros((480, 640, 3), np.uint8))
+    assert found.scores.tolist() == pytest.approx(expected_scores)
+    assert np.array_equal(found.landmarks[:, 0], found.boxes[:, :2])  # each face keeps its own landmarks
+
+
 def test_the_options_retry_below_the_score_threshold():
     from emotify_ml.scoring.options import DetectorOptions
 
@@ -159,6 +183,7 @@ def test_the_options_retry_below_the_score_threshold():
     ({"det_size": 10}, ValueError, "det_size"),
     ({"retry_size": 10}, ValueError, "retry_size must be an int >= 32"),
     ({"retry_below": 1.5}, ValueError, "retry_below must be in"),
+    ({"retry_below": True}, ValueError, "retry_below must be in"),
     ({"score_threshold": 2.0}, ValueError, "score_threshold"),
     ({"model_path": "/nonexistent/yunet.onnx"}, ModelNotFoundError, "does not exist"),
 ])

@@ -57,10 +57,11 @@ class DetectorOptions:
         ``score_threshold`` it is off; single pictures never use it.
     retry_size : int or None
         YuNet takes a second look at a frame in which it finds no face of ``score_threshold``,
-        shrunk to this longest side instead of ``det_size`` (a frame no bigger than ``det_size``
-        has had its finest look already), and keeps the look whose best face scores higher.
-        Faces that shrinking leaves small are found far more often; frames with a confident face
-        are looked at once, so only faceless frames cost more. None (or 0): one look.
+        shrunk to this longest side instead of ``det_size``, and keeps the look whose best face
+        scores higher (with the other look's faces it does not overlap). Faces that shrinking
+        leaves small are found far more often. Frames with a confident face are looked at once;
+        frames without one (faceless, or a faint face continuing a track) pay for both looks.
+        None (or 0), not larger than ``det_size``, or a frame no bigger than ``det_size``: one look.
     """
 
     kind: str = "yunet"
