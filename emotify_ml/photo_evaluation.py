@@ -60,21 +60,29 @@ class PhotoScores:
         return self.n_faces > 0
 
 
-def make_frame_step(model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
+def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
                     detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
                     score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size):
-    """The product's frame step (:class:`emotify_ml.scoring.FrameStep`) with these scoring options.
+    """The checked :class:`~emotify_ml.scoring.ScoringOptions` of these settings (``ValueError`` for a bad one).
 
     ``detect``: ``always`` (the detector finds the faces: the live path), ``never`` (the photo is one
     face crop, as batch scoring takes FER-2013's files) or ``auto`` (the detector, else the whole photo).
     The detector keywords are :class:`~emotify_ml.scoring.options.DetectorOptions`' (``detector`` is its ``kind``).
+    Cheap (no detector is made), so a caller can check settings before it starts anything.
     """
-    from emotify_ml.scoring import FrameStep, ScoringOptions
+    from emotify_ml.scoring import ScoringOptions
 
-    options = ScoringOptions(detect=detect, margin=float(margin), align=bool(align),
-                             detector=DetectorOptions(kind=detector, det_size=det_size,
-                                                      score_threshold=float(score_threshold), retry_size=retry_size))
-    return FrameStep(model, options=options)
+    return ScoringOptions(detect=detect, margin=float(margin), align=bool(align),
+                          detector=DetectorOptions(kind=detector, det_size=det_size,
+                                                   score_threshold=float(score_threshold),
+                                                   retry_size=retry_size)).check()
+
+
+def make_frame_step(model, **settings):
+    """The product's frame step (:class:`emotify_ml.scoring.FrameStep`) with the settings of :func:`scoring_options`."""
+    from emotify_ml.scoring import FrameStep
+
+    return FrameStep(model, options=scoring_options(**settings))
 
 
 def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,

@@ -58,7 +58,7 @@ def evaluate_photos(cfg: DictConfig) -> dict:
     from emotify_ml.labels import EMOTIONS
     from emotify_ml.mlflow_runs import tracked_run
     from emotify_ml.models import load_model
-    from emotify_ml.photo_evaluation import photo_report, predictions_frame, score_photos
+    from emotify_ml.photo_evaluation import photo_report, predictions_frame, score_photos, scoring_options
 
     config = to_dict(cfg)
     if not config["data"].get("root"):
@@ -70,6 +70,7 @@ def evaluate_photos(cfg: DictConfig) -> dict:
     identity = model_identity(model)
     scoring = config["scoring"]
     scoring["margin"] = DEFAULT_MARGIN if scoring.get("margin") is None else float(scoring["margin"])  # logged as used
+    scoring_options(**scoring)  # a bad setting is one line before any run is opened, not a FAILED run
     experiment = config["tracking"]["experiment"] or f"emotify-eval-{photos.name}"
     dataset = photos.identity()
     run_name = f"{photos.name}:{identity['model.name']}" + (f"/{identity['model.version']}" if identity["model.version"] else "")

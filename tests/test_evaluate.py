@@ -83,6 +83,25 @@ def test_cli_error_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "expected one of angry" in proc.stderr
 
 
+@pytest.mark.parametrize("override, says", [
+    ("scoring.retry_size=10", "retry_size must be an int >= 32 (longest side in pixels), or 0/None for one look; got 10"),
+    ("scoring.det_size=8", "det_size must be an int >= 32"),
+])
+def test_a_bad_scoring_setting_is_one_line_and_opens_no_run(tmp_path, override, says):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    store = tmp_path / "m.db"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.evaluate", f"data.root={SAMPLE_TEST}", f"model={SHIPPED}",
+                           override, f"tracking.uri=sqlite:///{store}", "progress=false"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and says in line
+    if store.exists():
+        client = MlflowClient(f"sqlite:///{store}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        assert client.search_runs(experiments, run_view_type=3) == []
+
+
 @pytest.mark.slow
 def test_shipped_model_on_muxspace_dev_keeps_the_framing_gain():
     """The product path on the in-the-wild validation photos: margin 0 (FER-2013's framing) measured macro-F1 0.369."""
