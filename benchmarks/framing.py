@@ -148,7 +148,8 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
                     big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
                     correct += int(result.probabilities[big].argmax() == labels[k // period])
             out.setdefault(key, {})[str(margin)] = {
-                "detector": repr(step.detector), "accuracy": correct / n, "face_found": found / n, "accuracy_found": correct / max(found, 1),
+                "detector": repr(step.detector), "accuracy": correct / n, "face_found": found / n,
+                "accuracy_found": correct / max(found, 1),
                 "align": align, "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
                 "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
     return out
