@@ -2,10 +2,12 @@
 
 - PrivateTest (3,589 faces): the 48x48 files are the crops, given to both models as they are.
 - muxspace_dev (2,156 photos): the product path finds and crops each photo's biggest face
-  (:meth:`emotify_ml.scoring.FrameStep.locate`: YuNet, eye alignment, the default margin); Emotify
-  classifies exactly those crops, and the peer gets the same square of the photo, cropped by the same
-  function (:func:`emotify_ml.features.preprocessing.crop_face`) at full resolution and resized to its
-  64x64 input. Photos without a face are left out for both (and counted).
+  (:meth:`emotify_ml.scoring.FrameStep.locate`: YuNet, eye alignment, the default margin, and the
+  product's views: margins around it, mirrored); Emotify classifies exactly those crops, and the peer
+  gets the same squares of the photo, cropped by the same function
+  (:func:`emotify_ml.features.preprocessing.crop_face`) at full resolution and resized to its 64x64
+  input. Both are scored on the views averaged (the product) and on the one crop at the default
+  margin. Photos without a face are left out for both (and counted).
 
 Reported per set and model: accuracy, macro-F1, per-class recall (disgust, fear, surprise included)
 and the share of neutral faces called angry. Several Emotify models can be compared (``--model`` a b).
@@ -64,7 +66,12 @@ def privatetest_crops(root):
 
 
 def photo_crops(root, model):
-    """(peer crops at full resolution, product crops (N, 48, 48), labels, counts) of each photo's biggest face."""
+    """(peer views at full resolution, product views (N, V, 48, 48), labels, counts) of each photo's biggest face.
+
+    The views are the product's (:attr:`emotify_ml.scoring.FrameStep.n_views`: the default margin and the
+    margins around it, each also mirrored), the first one the crop at the default margin; each peer view
+    is the same square of the photo at full resolution.
+    """
     from emotify_ml.data.photos import load_photos
     from emotify_ml.features.preprocessing import crop_face
     from emotify_ml.photo_evaluation import make_frame_step
@@ -79,10 +86,20 @@ def photo_crops(root, model):
             continue
         k = int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))
         eyes = faces.landmarks[k, :2] if (faces.landmarks is not None and step.options.align) else None
-        full.append(crop_face(frame, faces.boxes[k], step.options.margin, eyes))
+        views = [crop_face(frame, faces.boxes[k], step.options.margin + o, eyes) for o in step.view_offsets]
+        full.append(views + ([np.ascontiguousarray(v[:, ::-1]) for v in views] if step.mirror else []))
         crops.append(cut[k])
         labels.append(photos.labels[i])
-    return full, np.stack(crops), np.array(labels), {"n_photos": len(photos), "n_no_face": len(photos) - len(labels)}
+    return full, np.stack(crops), np.array(labels), {"n_photos": len(photos), "n_no_face": len(photos) - len(labels),
+                                                     "n_views": step.n_views, "view_offsets": list(step.view_offsets),
+                                                     "mirror": step.mirror}
+
+
+def mean_of_views(predict_proba, views) -> np.ndarray:
+    """(N, 7): ``predict_proba`` of every view of each face (one call), averaged over each face's views."""
+    n, per_face = len(views), len(views[0])
+    flat = [v for face in views for v in face] if isinstance(views, list) else views.reshape(-1, *views.shape[2:])
+    return np.asarray(predict_proba(flat)).reshape(n, per_face, -1).mean(axis=1)
 
 
 def main(argv=None) -> int:
@@ -115,10 +132,21 @@ def main(argv=None) -> int:
         full, crops, labels, counts = (privatetest_crops(args.fer_root) if name == "privatetest"
                                        else photo_crops(args.photos, first))
         rows = {}
-        for label, model in models.items():
-            rows[f"emotify {label} ({model.runtime})"] = metrics(labels, model.predict_proba(crops))
-        if peer is not None:
-            rows["fer peer"] = metrics(labels, peer.predict_proba(full))
+        if name == "privatetest":  # face crops: one view each, as the product scores crops (detect=never)
+            for label, model in models.items():
+                rows[f"emotify {label} ({model.runtime})"] = metrics(labels, model.predict_proba(crops))
+            if peer is not None:
+                rows["fer peer"] = metrics(labels, peer.predict_proba(full))
+        else:  # the product's views of each face (its default), and the one crop at the default margin, for both
+            views = f"{counts['n_views']} views"
+            for label, model in models.items():
+                rows[f"emotify {label} ({model.runtime}), {views}"] = metrics(
+                    labels, mean_of_views(model.predict_proba, crops))
+                one = model.predict_proba(crops[:, 0])
+                rows[f"emotify {label} ({model.runtime}), one crop"] = metrics(labels, one)
+            if peer is not None:
+                rows[f"fer peer, same {views}"] = metrics(labels, mean_of_views(peer.predict_proba, full))
+                rows["fer peer, one crop"] = metrics(labels, peer.predict_proba([face[0] for face in full]))
         result["sets"][name] = {**counts, "seconds": time.perf_counter() - t0, "rows": rows}
 
     cols = ("accuracy", "macro_f1", "recall_disgust", "recall_fear", "recall_surprise", "neutral_as_angry")

@@ -22,8 +22,14 @@ the live path's per-frame accuracy against the same faces given as crops (``dete
 
     python benchmarks/framing.py [--root ../shared/data/fer2013] [--n 3000] [--scale 4 2]
     python benchmarks/framing.py --effect [--model <uri or folder>] [--margins 0.15 0.0]
+    python benchmarks/framing.py --clip-seeds 1 2 [--model <uri or folder>]
+    python benchmarks/framing.py --views [--model <uri or folder>] [--view-seeds 0 1 2]
 
-Prints tables and writes ``benchmarks/results/framing.json`` (``--effect``: ``framing_effect.json``).
+``--views`` chooses the views each face is scored in (:class:`emotify_ml.scoring.ScoringOptions`
+``crop_spread`` and ``mirror``): every candidate on muxspace_dev and on the clips, frame by frame.
+
+Prints tables and writes ``benchmarks/results/framing.json`` (``--effect``: ``framing_effect.json``;
+``--clip-seeds``: ``framing_clip_seeds.json``; ``--views``: ``framing_views.json``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 RESULTS = REPO / "benchmarks" / "results"
 
 from accuracy_benchmark import write_json  # noqa: E402 - a sibling script
+
+ONE_CROP = {"crop_spread": 0.0, "mirror": False}
+"""Scoring settings of one crop a face (the frame step's views off)."""
+
+
+def views_of(step) -> dict:
+    """How a frame step crops each face: view offsets, mirroring and crops a face."""
+    return {"margin": float(step.options.margin), "offsets": list(step.view_offsets), "mirror": step.mirror,
+            "n_views": step.n_views}
 
 
 def measure(faces: np.ndarray, *, scale: int = 4, pad: float = 0.5, detector=None) -> dict[str, np.ndarray]:
@@ -117,7 +132,8 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     The live path is the live loop's :class:`~emotify_ml.scoring.Stream` (tracks: a face whose detector
     score dips below the threshold for a moment keeps its box), scored on each frame's raw probabilities;
     ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are);
-    ``live_one_look`` is the live path without the detector's second look (``retry_size=None``).
+    ``live_one_look`` is the live path without the detector's second look (``retry_size=None``);
+    ``live_one_crop`` is the live path with one crop a face (:data:`ONE_CROP`: no views).
     Each face is followed by ``blank_frames`` faceless frames (not counted), more than the tracker's
     ``max_missed``, so no track carries from one face to the next (two people, not one).
     ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
@@ -132,10 +148,11 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
     out["crops"] = {"accuracy": float(np.mean(pred == labels))}
     n, period = len(faces) * frames_per_face, frames_per_face + blank_frames
-    variants = [("live", True, {}), ("frames_alone", False, {}), ("live_one_look", True, {"retry_size": None})]
+    variants = [("live", True, {}), ("frames_alone", False, {}), ("live_one_look", True, {"retry_size": None}),
+                ("live_one_crop", True, ONE_CROP)]
     for margin in margins:
-        for key, stream, detector in variants:
-            step = make_frame_step(model, detect="always", margin=margin, align=align, **detector)
+        for key, stream, settings in variants:
+            step = make_frame_step(model, detect="always", margin=margin, align=align, **settings)
             score = Stream(step).update if stream else step.score
             correct, found = 0, 0
             for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed,
@@ -148,7 +165,8 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
                     big = int(np.argmax(result.boxes[:, 2] * result.boxes[:, 3]))
                     correct += int(result.probabilities[big].argmax() == labels[k // period])
             out.setdefault(key, {})[str(margin)] = {
-                "detector": repr(step.detector), "accuracy": correct / n, "face_found": found / n,
+                "detector": repr(step.detector), "views": views_of(step), "accuracy": correct / n,
+                "face_found": found / n,
                 "accuracy_found": correct / max(found, 1),
                 "align": align, "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
                 "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
@@ -177,15 +195,122 @@ def clip_seeds(args) -> int:
     result = {"model": str(getattr(model, "source", args.model)), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "command": "python benchmarks/framing.py --clip-seeds " + " ".join(map(str, args.clip_seeds))
               + (f" --model {args.model}" if args.model else ""), "clips": {}}
-    print("| seed | crops | live path | found | one look | found | frames alone |\n|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seed | crops | live path | found | one look | found | frames alone | one crop |\n"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seed in args.clip_seeds:
         clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, seed), [DEFAULT_MARGIN], seed=seed)
         result["clips"][str(seed)] = clip
-        live, one, alone = (clip[k][str(DEFAULT_MARGIN)] for k in ("live", "live_one_look", "frames_alone"))
+        live, one, alone, crop = (clip[k][str(DEFAULT_MARGIN)]
+                                  for k in ("live", "live_one_look", "frames_alone", "live_one_crop"))
         print(f"| {seed} | {clip['crops']['accuracy']:.3f} | {live['accuracy']:.3f} ({live['gap_to_crops_points']:+.1f}) | "
               f"{live['face_found']:.1%} | {one['accuracy']:.3f} ({one['gap_to_crops_points']:+.1f}) | "
-              f"{one['face_found']:.1%} | {alone['accuracy']:.3f} ({alone['gap_to_crops_points']:+.1f}) |", flush=True)
+              f"{one['face_found']:.1%} | {alone['accuracy']:.3f} ({alone['gap_to_crops_points']:+.1f}) | "
+              f"{crop['accuracy']:.3f} ({crop['gap_to_crops_points']:+.1f}) |", flush=True)
     write_json(result, Path(args.out).with_name("framing_clip_seeds.json"))
+    return 0
+
+
+VIEW_OFFSETS = (-0.1, -0.075, -0.05, -0.025, 0.0, 0.025, 0.05, 0.075, 0.1)
+"""Margin offsets each face is cropped at by ``--views``; every candidate is a subset of them."""
+
+VIEW_CANDIDATES = {f"{'+/-' + str(spread) if spread else 'one crop'}{', mirrored' if mirror else ''}":
+                   ((0.0, -spread, spread) if spread else (0.0,), mirror)
+                   for spread in (0.0, 0.025, 0.05, 0.075, 0.1) for mirror in (False, True)}
+"""The views compared by ``--views``: (offsets, mirror), as :class:`~emotify_ml.scoring.ScoringOptions`
+``crop_spread`` and ``mirror`` make them."""
+
+
+def view_probabilities(model, frames, margin: float):
+    """``(found, proba)``: which frames had a face, and (F, 2 x len(VIEW_OFFSETS), 7) probabilities of each
+    found frame's biggest face cropped at ``margin`` plus every offset, then the same mirrored."""
+    from emotify_ml.features.preprocessing import crop_faces
+    from emotify_ml.photo_evaluation import make_frame_step
+
+    step = make_frame_step(model, detect="always", margin=margin, **ONE_CROP)
+    found, views = [], []
+    for frame, picture in frames:
+        faces, _ = step.locate(frame, picture=picture)
+        found.append(len(faces) > 0)
+        if len(faces):
+            k = int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))
+            eyes = None if faces.landmarks is None else faces.landmarks[k:k + 1, :2]
+            cut = crop_faces(frame, faces.boxes[k:k + 1], [margin + o for o in VIEW_OFFSETS], step.face_size,
+                             eyes=eyes)[0]
+            views.append(np.concatenate([cut, cut[..., ::-1]]))
+    views = np.stack(views)
+    flat = views.reshape(-1, *views.shape[-2:])
+    proba = np.concatenate([model.predict_proba(flat[i:i + 1024]) for i in range(0, len(flat), 1024)])
+    return np.array(found), proba.reshape(len(views), views.shape[1], -1)
+
+
+def candidate_proba(proba, offsets, mirror: bool):
+    """The mean probabilities of one candidate's views, from :func:`view_probabilities`' columns."""
+    cols = [VIEW_OFFSETS.index(o) for o in offsets]
+    cols += [len(VIEW_OFFSETS) + c for c in cols] if mirror else []
+    return proba[:, cols].mean(axis=1)
+
+
+def views(args) -> int:
+    """Which views of each face to average: every candidate on muxspace_dev and on clips of PublicTest faces."""
+    from sklearn.metrics import f1_score, recall_score
+
+    from emotify_ml.data.photos import load_photos
+    from emotify_ml.features.preprocessing import DEFAULT_MARGIN
+    from emotify_ml.io.synthetic import synthetic_frames
+    from emotify_ml.labels import EMOTION_TO_INDEX
+    from emotify_ml.models import load_emotion_model
+    from emotify_ml.photo_evaluation import make_frame_step
+
+    model = load_emotion_model(args.model)
+    margin = DEFAULT_MARGIN
+    result = {"model": str(getattr(model, "source", args.model)), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "command": "python benchmarks/framing.py --views" + (f" --model {args.model}" if args.model else ""),
+              "margin": margin, "what": "frame by frame (no stream); muxspace_dev: photos with a face; clips: "
+              "accuracy over every frame (no face: wrong) and over the frames with a face, against the crops",
+              "candidates": {}}
+    photos = load_photos(args.photos)
+    found, proba = view_probabilities(model, ((photos.read(i), True) for i in range(len(photos))), margin)
+    y_photos = photos.labels[found]
+    clips = {}
+    for seed in args.view_seeds:
+        faces, labels = clip_faces(args.root, args.clip_per_class, seed)
+        crops = make_frame_step(model, detect="never")
+        crop_acc = float(np.mean([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() == y
+                                  for f, y in zip(faces, labels)]))
+        fpf, blank = 5, 12
+        frames = [(f, False) for k, f in enumerate(synthetic_frames(faces, frames_per_face=fpf, face_px=200, seed=seed,
+                                                                      blank_frames=blank)) if k % (fpf + blank) < fpf]
+        f_found, f_proba = view_probabilities(model, frames, margin)
+        clips[seed] = (np.repeat(labels, fpf)[f_found], f_proba, len(frames), crop_acc)
+    angry, neutral = EMOTION_TO_INDEX["angry"], EMOTION_TO_INDEX["neutral"]
+    head = " | ".join(f"clip {s}: all / found / gap" for s in clips)
+    print(f"| views | muxspace acc. | macro-F1 | disgust | fear | surprise | neutral -> angry | {head} | mean gap |\n"
+          f"|---|---:|---:|---:|---:|---:|---:|{'---:|' * len(clips)}---:|")
+    for name, (offsets, mirror) in VIEW_CANDIDATES.items():
+        pred = candidate_proba(proba, offsets, mirror).argmax(1)
+        recall = recall_score(y_photos, pred, labels=range(7), average=None, zero_division=0)
+        row = {"offsets": list(offsets), "mirror": mirror, "n_views": len(offsets) * (1 + mirror),
+               "muxspace_dev": {"accuracy": float(np.mean(pred == y_photos)),
+                                "macro_f1": float(f1_score(y_photos, pred, average="macro")),
+                                "recall_disgust": float(recall[EMOTION_TO_INDEX["disgust"]]),
+                                "recall_fear": float(recall[EMOTION_TO_INDEX["fear"]]),
+                                "recall_surprise": float(recall[EMOTION_TO_INDEX["surprise"]]),
+                                "neutral_as_angry": float(np.mean(pred[y_photos == neutral] == angry)),
+                                "n_faces": int(len(y_photos))}, "clips": {}}
+        for seed, (y, p, n, crop_acc) in clips.items():
+            correct = int(np.sum(candidate_proba(p, offsets, mirror).argmax(1) == y))
+            row["clips"][str(seed)] = {"accuracy": correct / n, "accuracy_found": correct / len(y), "crops": crop_acc,
+                                       "face_found": len(y) / n, "gap_to_crops_points": 100 * (correct / n - crop_acc)}
+        row["mean_gap_points"] = float(np.mean([c["gap_to_crops_points"] for c in row["clips"].values()]))
+        result["candidates"][name] = row
+        m = row["muxspace_dev"]
+        cells = " | ".join(f"{c['accuracy']:.3f} / {c['accuracy_found']:.3f} / {c['gap_to_crops_points']:+.1f}"
+                           for c in row["clips"].values())
+        print(f"| {name} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['recall_disgust']:.2f} | "
+              f"{m['recall_fear']:.2f} | {m['recall_surprise']:.2f} | {m['neutral_as_angry']:.3f} | {cells} | "
+              f"{row['mean_gap_points']:+.1f} |",
+              flush=True)
+    write_json(result, Path(args.out).with_name("framing_views.json"))
     return 0
 
 
@@ -198,22 +323,24 @@ def effect(args) -> int:
 
     model = load_emotion_model(args.model)
     result = {"model": str(getattr(model, "source", args.model)), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-              "margins": args.margins, "muxspace_dev": {}}
+              "margins": args.margins, "muxspace_dev": {}, "muxspace_dev_one_crop": {}}
     keys = ("accuracy", "macro_f1", "accuracy_all", "n_no_face", "neutral_as_angry",
             *(f"recall_{c}" for c in EMOTIONS))
     photos = load_photos(args.photos)
     print(f"| margin | {' | '.join(keys)} |\n|---|{'---:|' * len(keys)}")
     for margin in args.margins:
-        report = photo_report(score_photos(photos, model, margin=margin))
-        result["muxspace_dev"][str(margin)] = {k: report[k] for k in keys}
-        print(f"| {margin} | " + " | ".join(f"{report[k]:.3f}" if isinstance(report[k], float) else str(report[k])
-                                          for k in keys) + " |", flush=True)
+        for name, settings in (("", {}), (", one crop", ONE_CROP)):
+            report = photo_report(score_photos(photos, model, margin=margin, **settings))
+            key = "muxspace_dev" + name.replace(", ", "_").replace(" ", "_")
+            result[key][str(margin)] = {k: report[k] for k in keys}
+            print(f"| {margin}{name} | " + " | ".join(f"{report[k]:.3f}" if isinstance(report[k], float)
+                                                     else str(report[k]) for k in keys) + " |", flush=True)
     clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, args.seed), args.margins, seed=args.seed)
     result["clip"] = clip
     print(f"\nclip of {clip['n_faces']} PublicTest faces x {clip['frames_per_face']} frames: crops "
           f"{clip['crops']['accuracy']:.3f}")
     for key, what in (("live", "live path (stream)"), ("frames_alone", "frames alone"),
-                      ("live_one_look", "live path, one look")):
+                      ("live_one_look", "live path, one look"), ("live_one_crop", "live path, one crop")):
         for margin, r in clip[key].items():
             print(f"  {what}, margin {margin}: {r['accuracy']:.3f} (face found in {r['face_found']:.1%} of frames), "
                   f"{r['gap_to_crops_points']:+.1f} points against the crops")
@@ -235,7 +362,12 @@ def main(argv=None) -> int:
     parser.add_argument("--clip-per-class", type=int, default=50, help="--effect: PublicTest faces per class in the clip")
     parser.add_argument("--clip-seeds", type=int, nargs="+", default=None,
                         help="only the --effect clip, at the default margin, once per seed (other faces)")
+    parser.add_argument("--views", action="store_true",
+                        help="which views of each face to average (margin offsets, mirroring): muxspace_dev and clips")
+    parser.add_argument("--view-seeds", type=int, nargs="+", default=[0, 1, 2], help="--views: the clips' seeds")
     args = parser.parse_args(argv)
+    if args.views:
+        return views(args)
     if args.clip_seeds:
         return clip_seeds(args)
     if args.effect:

@@ -354,16 +354,21 @@ def startup(rounds: int, workdir: Path, model=None) -> list[dict]:
     return rows
 
 
+ONE_CROP = {"crop_spread": 0.0, "mirror": False}
+"""Scoring options of one crop a face (``--crop-spread 0 --no-mirror``): the frame step's views off."""
+
 LIVE_CONFIGS = (
-    # name, clip, stream options, pose_every (None: no actions)
-    ("1 face", "1 face", {}, None),
-    ("1 face, --detect-every 2", "1 face", {"detect_every": 2}, None),
-    ("1 face, --detect-every 3", "1 face", {"detect_every": 3}, None),
-    ("3 faces", "3 faces", {}, None),
-    ("3 faces, --detect-every 3", "3 faces", {"detect_every": 3}, None),
-    ("1 face and its body, --actions", "person", {}, 1),
-    ("1 face and its body, --actions --pose-every 2", "person", {}, 2),
-    ("1 face and its body, --actions --pose-every 2 --detect-every 2", "person", {"detect_every": 2}, 2),
+    # name, clip, stream options, pose_every (None: no actions), scoring options (beyond the defaults)
+    ("1 face", "1 face", {}, None, {}),
+    ("1 face, one crop (--crop-spread 0 --no-mirror)", "1 face", {}, None, ONE_CROP),
+    ("1 face, --detect-every 2", "1 face", {"detect_every": 2}, None, {}),
+    ("1 face, --detect-every 3", "1 face", {"detect_every": 3}, None, {}),
+    ("3 faces", "3 faces", {}, None, {}),
+    ("3 faces, --detect-every 3", "3 faces", {"detect_every": 3}, None, {}),
+    ("1 face and its body, --actions", "person", {}, 1, {}),
+    ("1 face and its body, --actions, one crop", "person", {}, 1, ONE_CROP),
+    ("1 face and its body, --actions --pose-every 2", "person", {}, 2, {}),
+    ("1 face and its body, --actions --pose-every 2 --detect-every 2", "person", {"detect_every": 2}, 2, {}),
 )
 
 
@@ -394,12 +399,13 @@ def suite(args) -> dict:
             peer = None
         results: dict[tuple, list] = {}
         for r in range(args.rounds):
-            for name, clip, stream_options, pose_every in LIVE_CONFIGS:
+            for name, clip, stream_options, pose_every, scoring in LIVE_CONFIGS:
                 for runtime, model in models.items():
                     actions = predictors.get(pose_every)
                     if actions is not None:
                         actions.reset()
-                    stream = Stream(FrameStep(model, options=ScoringOptions()), StreamOptions(**stream_options),
+                    stream = Stream(FrameStep(model, options=ScoringOptions(**scoring)),
+                                    StreamOptions(**stream_options),
                                     actions=actions)
                     run = measure(clips[clip], stream)
                     results.setdefault((name, runtime), []).append(run)
@@ -411,8 +417,8 @@ def suite(args) -> dict:
         report["live"] = []
         for (name, runtime), runs in results.items():
             row = summarize(name, runtime, runs)
-            clip = next((c for n, c, _, _ in LIVE_CONFIGS if n == name), None)
-            base = next((n for n, c, _, _ in LIVE_CONFIGS if c == clip), None)
+            clip = next((c for n, c, *_ in LIVE_CONFIGS if n == name), None)
+            base = next((n for n, c, *_ in LIVE_CONFIGS if c == clip), None)
             if base is not None and base != name:  # the same clip and runtime with every frame detected, pose every frame
                 row["agreement_with"] = {"config": base, **agreement(runs[0]["labels"], results[base, runtime][0]["labels"])}
             report["live"].append(row)
@@ -423,7 +429,8 @@ def suite(args) -> dict:
         report["models"] = {runtime: repr(model) for runtime, model in models.items()}
         report["fer_style_loop"] = (fer_style_run.__doc__ or "").split("\n\n")[1].strip() if peer is not None else None
 
-        report.update(sweeps(models["compiled int8"]))
+        if args.sweeps is None or args.sweeps:
+            report.update(sweeps(models["compiled int8"], SWEEPS if args.sweeps is None else args.sweeps))
         if args.startup_rounds:
             print("start-up:", flush=True)
             report["startup"] = startup(args.startup_rounds, tmp, args.model)
@@ -518,6 +525,8 @@ def main(argv=None) -> int:
     p.add_argument("--quality", nargs="*", choices=SWEEPS, default=None,
                    help="only the suite's labelled-clip sweeps named (none named: all), faces found and accuracy by "
                    "detector setting, compiled int8; writes benchmarks/results/live_quality.json")
+    p.add_argument("--sweeps", nargs="*", choices=SWEEPS, default=None,
+                   help="--suite: the labelled-clip sweeps to run (default: all; --sweeps alone: none)")
     p.add_argument("--rounds", type=int, default=3, help="--suite: rounds of every configuration (default: 3)")
     p.add_argument("--startup-rounds", type=int, default=3, help="--suite: start-up runs per runtime (0: none)")
     p.add_argument("--json", default=None,

@@ -45,7 +45,8 @@ def analyze(image_or_path, *, model=None, actions: bool = False, detect: str | N
         scored as one whole face (an already-cropped face); ``always``: detector faces only;
         ``never``: the whole picture is one face.
     options : ScoringOptions, optional
-        Detector, crop margin, alignment (default: :class:`~emotify_ml.scoring.ScoringOptions` ()).
+        Detector, crop margin, alignment, the views of each face (default:
+        :class:`~emotify_ml.scoring.ScoringOptions` ()).
     tracking_uri : str, optional
         The MLflow tracking store to find ``model`` (or the champion) in.
 

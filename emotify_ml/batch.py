@@ -226,9 +226,10 @@ class SparkOptions:
 class BatchOptions(ScoringOptions):
     """Everything a batch run needs, from the config to the engines: one typed object.
 
-    The scoring fields (``detect``, ``detector``, ``margin``, ``align``, ``runtime``) are those of
-    :class:`~emotify_ml.scoring.options.ScoringOptions`; ``python -m pipelines.score_batch`` builds this
-    object directly from its composed config (``experiments/score_batch.yaml``). Plain values,
+    The scoring fields (``detect``, ``detector``, ``margin``, ``align``, ``crop_spread``, ``mirror``,
+    ``runtime``) are those of :class:`~emotify_ml.scoring.options.ScoringOptions`;
+    ``python -m pipelines.score_batch`` builds this object directly from its composed config
+    (``experiments/score_batch.yaml``). Plain values,
     so it travels to Spark executors.
 
     Parameters
@@ -309,7 +310,7 @@ class BatchScorer:
         return cls(load_resolved(model, kind="emotion", runtime=options.runtime), options, model)
 
     def _faces(self, frame: np.ndarray, picture: bool):
-        """``(crops (K, S, S), records)`` of one BGR frame; a faceless frame gives one ``none`` record."""
+        """``(crops (K, V, S, S), records)`` of one BGR frame; a faceless frame gives one ``none`` record."""
         faces, crops = self.step.locate(frame, picture=picture)
         if not len(faces):
             return crops, [{"face_source": "none"}]

@@ -26,12 +26,12 @@ import numpy as np
 from emotify_ml.evaluation import evaluate
 from emotify_ml.features.preprocessing import DEFAULT_MARGIN
 from emotify_ml.labels import EMOTION_TO_INDEX, EMOTIONS
-from emotify_ml.scoring.options import DetectorOptions
+from emotify_ml.scoring.options import DetectorOptions, ScoringOptions
 
 log = logging.getLogger(__name__)
 
-_DETECTOR = DetectorOptions()
-"""The detector defaults (their one home: :class:`~emotify_ml.scoring.options.DetectorOptions`)."""
+_DETECTOR, _SCORING = DetectorOptions(), ScoringOptions()
+"""The detector and scoring defaults (their one home: :mod:`emotify_ml.scoring.options`)."""
 
 @dataclass(frozen=True)
 class PhotoScores:
@@ -61,6 +61,7 @@ class PhotoScores:
 
 
 def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
+                    crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
                     detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
                     score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size):
     """The checked :class:`~emotify_ml.scoring.ScoringOptions` of these settings (``ValueError`` for a bad one).
@@ -70,9 +71,8 @@ def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, a
     The detector keywords are :class:`~emotify_ml.scoring.options.DetectorOptions`' (``detector`` is its ``kind``).
     Cheap (no detector is made), so a caller can check settings before it starts anything.
     """
-    from emotify_ml.scoring import ScoringOptions
-
-    return ScoringOptions(detect=detect, margin=float(margin), align=bool(align),
+    return ScoringOptions(detect=detect, margin=float(margin), align=bool(align), crop_spread=crop_spread,
+                          mirror=mirror,
                           detector=DetectorOptions(kind=detector, det_size=det_size,
                                                    score_threshold=float(score_threshold),
                                                    retry_size=retry_size)).check()
@@ -86,6 +86,7 @@ def make_frame_step(model, **settings):
 
 
 def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
+                 crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
                  detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
                  score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size,
                  progress: bool = False) -> PhotoScores:
@@ -96,12 +97,13 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
     photos : :class:`emotify_ml.data.photos.PhotoSet`
     model : object with ``predict_proba(faces) -> (N, 7)``
         E.g. :func:`emotify_ml.load_emotion_model`'s result.
-    detect, margin, align, detector, det_size, score_threshold, retry_size
+    detect, margin, align, crop_spread, mirror, detector, det_size, score_threshold, retry_size
         As live and batch scoring take them.
     progress : bool
         Show a progress bar (tqdm) on stderr.
     """
-    settings = {"detect": detect, "margin": float(margin), "align": bool(align), "detector": detector,
+    settings = {"detect": detect, "margin": float(margin), "align": bool(align), "crop_spread": crop_spread,
+                "mirror": mirror, "detector": detector,
                 "det_size": det_size, "score_threshold": float(score_threshold), "retry_size": retry_size}
     step = make_frame_step(model, **settings)
     n = len(photos)

@@ -77,6 +77,28 @@ def test_crop_faces_with_eyes_and_channels():
         crop_faces(frame, [(270, 190, 100, 100)], eyes=np.zeros((2, 2, 2)))
 
 
+@pytest.mark.parametrize("margins", [(0.0, -0.05, 0.05), (0.15, 0.1, 0.2), (0.05,)])
+def test_views_at_several_margins_are_the_crops_at_each_margin(margins):
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    # inside, across the edges, and tiny boxes whose rounding puts a square outside the widest one
+    boxes = [(40, 30, 50, 60), (-10, -5, 60, 60), (130, 90, 50, 50), (70.5, 50.5, 3, 3), (71.5, 51.5, 3, 3)]
+    views = crop_faces(frame, boxes, margins)
+    assert views.shape == (len(boxes), len(margins), 48, 48) and views.dtype == np.uint8
+    for k, margin in enumerate(margins):  # unrotated: exactly the crop at that margin
+        assert np.array_equal(views[:, k], crop_faces(frame, boxes, margin))
+    assert crop_faces(frame, np.zeros((0, 4)), margins).shape == (0, len(margins), 48, 48)
+
+
+def test_rotated_views_match_the_rotated_crop_at_each_margin_within_rounding():
+    frame, eyes = _eyes_frame(15)
+    frame = cv2.GaussianBlur(frame, (0, 0), 2)  # a smooth image: a sub-pixel shift changes grey levels a little
+    views = crop_faces(frame, [(270, 190, 100, 100)], (0.0, -0.05, 0.05), eyes=eyes[None])[0]
+    for k, margin in enumerate((0.0, -0.05, 0.05)):
+        alone = crop_faces(frame, [(270, 190, 100, 100)], margin, eyes=eyes[None])[0]
+        assert np.abs(views[k].astype(int) - alone).mean() < 1.0
+
+
 # --- tracking -----------------------------------------------------------------------------------
 
 

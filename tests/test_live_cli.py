@@ -67,6 +67,7 @@ def test_headless_run_on_a_video_writes_jsonl_annotated_video_and_summary(model_
     err = capsys.readouterr().err
     assert code == EXIT_OK, err
     assert f"model: {model_dir}" in err and "video faces.avi" in err
+    assert "views: margin 0.0 -/+ 0.05, mirrored (6 crops a face)" in err
 
     n_frames = N_FACES * FRAMES_PER_FACE
     lines = _lines(jsonl)
@@ -115,6 +116,24 @@ def test_folder_of_images_scores_each_image(model_dir, clear_faces, tmp_path):
     assert [line["image"] for line in lines] == ["p0.jpg", "p1.jpg", "p2.jpg"]
     # unrelated pictures are not smoothed together
     assert all(line["probabilities"] == line["smoothed"] for line in lines)
+
+
+def test_one_crop_a_face_on_request(model_dir, clear_faces, tmp_path, capsys):
+    """``--crop-spread 0 --no-mirror``: each face is the one crop at --margin, as the model scores it by itself."""
+    from emotify_ml.features.preprocessing import crop_faces
+    from emotify_ml.models import load_emotion_model
+
+    frame = next(synthetic_frames(clear_faces[:1], frames_per_face=1))
+    cv2.imwrite(str(tmp_path / "p.png"), frame)
+    jsonl = tmp_path / "r.jsonl"
+    assert main(["--source", str(tmp_path / "p.png"), "--model", str(model_dir), "--no-display", "--jsonl", str(jsonl),
+                 "--crop-spread", "0", "--no-mirror"]) == EXIT_OK
+    assert "views: margin 0.0 (1 crop a face)" in capsys.readouterr().err
+    (line,) = _lines(jsonl)
+    found = make_detector("yunet").detect(frame)
+    crop = crop_faces(frame, found.boxes[:1], 0.0, eyes=found.eyes[:1])
+    expected = load_emotion_model(str(model_dir)).predict_proba(crop)[0]
+    np.testing.assert_allclose(list(line["probabilities"].values()), expected, atol=1e-5)  # the JSONL keeps 5 decimals
 
 
 def test_single_image_with_haar_detector(model_dir, clear_faces, tmp_path):

@@ -75,6 +75,10 @@ def test_options_hold_the_defaults_and_check_values():
                        (ScoringOptions(detector=DetectorOptions(track_threshold=-0.1)), "track_threshold"),
                        (ScoringOptions(detector=DetectorOptions(retry_size=10)), "retry_size must be an int >= 32"),
                        (ScoringOptions(detector=DetectorOptions(retry_size=640.0)), "retry_size must be an int >= 32"),
+                       (ScoringOptions(crop_spread=-0.05), "crop_spread must be in"),
+                       (ScoringOptions(crop_spread=0.3), "crop_spread must be in"),
+                       (ScoringOptions(crop_spread=True), "crop_spread must be in"),
+                       (ScoringOptions(mirror="yes"), "mirror must be true or false"),
                        (StreamOptions(tracking=TrackingOptions(iou_threshold=2)), "iou_threshold")]:
         with pytest.raises(ValueError, match=match):
             bad.check()
@@ -149,11 +153,68 @@ def test_a_stream_keeps_a_face_whose_score_dips_for_a_frame(track_threshold, exp
 def test_frame_step_batches_faces_and_times_each_stage():
     step = step_with([[100, 100, 120, 120], [400, 120, 120, 120]])
     faces = step.score(np.full((480, 640, 3), 90, np.uint8))
-    assert step.model.calls == [(2, 48, 48)]  # one batched call per frame
+    assert step.model.calls == [(2 * step.n_views, 48, 48)]  # one batched call per frame: every view of both faces
     assert len(faces) == 2 and faces.sources == ("detector", "detector") and faces.landmarks.shape == (2, 5, 2)
     assert set(faces.timings) == {"detect", "crop", "embed", "classify"}
     assert faces.labels == [EMOTIONS[k] for k in faces.probabilities.argmax(1)]
     assert faces.track_ids is None and faces.smoothed is None  # the step is stateless
+
+
+class ViewClassifier:
+    """Probabilities that depend on the crop: the class is the crop's mean grey level, in seven bands."""
+
+    def predict_proba(self, faces):
+        faces = np.asarray(faces, np.float64)
+        proba = np.full((len(faces), 7), 0.01)
+        proba[np.arange(len(faces)), np.minimum(faces.mean(axis=(1, 2)) // 37, 6).astype(int)] = 0.94
+        return proba
+
+
+def gradient_frame():
+    """A frame whose crops differ with margin and mirroring: grey levels rise left to right and top to bottom."""
+    y, x = np.mgrid[0:480, 0:640]
+    return np.repeat(((x * 0.25 + y * 0.2) % 256).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_each_face_is_scored_in_views_of_three_margins_and_their_mirror_images():
+    from emotify_ml.features.preprocessing import crop_faces
+
+    box = [[200, 150, 120, 140]]
+    step = FrameStep(ViewClassifier(), ScriptedDetector(box), ScoringOptions(crop_spread=0.05))
+    assert step.view_offsets == (0.0, -0.05, 0.05) and step.mirror and step.n_views == 6
+    frame = gradient_frame()
+    faces, crops = step.locate(frame)
+    assert crops.shape == (1, 6, 48, 48) and crops.dtype == np.uint8
+    eyes = ScriptedDetector(box).detect(frame).eyes
+    for k, margin in enumerate((DEFAULT_MARGIN, DEFAULT_MARGIN - 0.05, DEFAULT_MARGIN + 0.05)):
+        cut = crop_faces(frame, np.asarray(box, np.float32), margin, 48, eyes=eyes)[0]
+        assert np.array_equal(crops[0, k], cut) and np.array_equal(crops[0, 3 + k], cut[:, ::-1])
+    assert not np.array_equal(crops[0, 1], crops[0, 2])  # the views differ
+    # the face's probabilities are the mean of its views' (one model call), and score() gives the same
+    views = ViewClassifier().predict_proba(crops[0])
+    np.testing.assert_allclose(step.classify(crops), views.mean(axis=0, keepdims=True))
+    np.testing.assert_allclose(step.score(frame).probabilities, views.mean(axis=0, keepdims=True))
+    np.testing.assert_allclose(step.classify(crops[:, 0]), views[:1])  # (K, S, S): one crop a face
+
+
+@pytest.mark.parametrize("options, offsets, mirror", [
+    ({"crop_spread": 0.0, "mirror": False}, (0.0,), False), ({"crop_spread": 0.0}, (0.0,), True),
+    ({"mirror": False}, (0.0, -0.05, 0.05), False), ({"detect": "never"}, (0.0,), False)])
+def test_views_follow_the_options_and_crops_given_are_scored_once(options, offsets, mirror):
+    step = step_with([[100, 100, 120, 120]], **options)
+    assert step.view_offsets == offsets and step.mirror is mirror and step.n_views == len(offsets) * (1 + mirror)
+    faces, crops = step.locate(gradient_frame())
+    assert crops.shape == (1, step.n_views, 48, 48)
+    one = step_with([[100, 100, 120, 120]], crop_spread=0.0, mirror=False)
+    if step.n_views == 1 and options.get("detect") != "never":  # one view: exactly the one crop of before
+        assert np.array_equal(crops, one.locate(gradient_frame())[1])
+
+
+def test_a_whole_picture_face_gets_the_views_of_a_detected_one():
+    step = step_with(np.zeros((0, 4)), detect="auto")
+    faces, crops = step.locate(gradient_frame(), picture=True)
+    assert faces.sources == ("whole_image",) and crops.shape == (1, 6, 48, 48)
+    assert np.array_equal(crops[0, 3], crops[0, 0][:, ::-1]) and not np.array_equal(crops[0, 1], crops[0, 0])
 
 
 @pytest.mark.parametrize("mode, picture, expected", [

@@ -25,7 +25,7 @@ def test_live_batch_api_and_pyfunc_give_the_same_probabilities(model_dir, person
     import mlflow.pyfunc
 
     from emotify_ml.batch import score_batch
-    from emotify_ml.features.preprocessing import crop_face, eye_angle
+    from emotify_ml.features.preprocessing import crop_faces, eye_angle
     from emotify_ml.models import load_emotion_model
     from emotify_ml.scoring import FrameStep, ScoringOptions, Stream
 
@@ -38,7 +38,8 @@ def test_live_batch_api_and_pyfunc_give_the_same_probabilities(model_dir, person
     options = ScoringOptions()
 
     # live: the stream the live app drives (first frame: smoothed = raw)
-    live = Stream(FrameStep(load_emotion_model(model_dir), options=options)).update(frame)
+    step = FrameStep(load_emotion_model(model_dir), options=options)
+    live = Stream(step).update(frame)
     assert len(live) == 1 and live.sources == ("detector",)
     assert abs(eye_angle(live.landmarks[0, :2])) > 2  # the eyes are not level: the aligned crop differs
 
@@ -51,12 +52,16 @@ def test_live_batch_api_and_pyfunc_give_the_same_probabilities(model_dir, person
     (api,) = emotify_ml.analyze(picture, model=model_dir)
     api_proba = np.array([api.probabilities[name] for name in EMOTIONS])
 
-    # the MLflow pyfunc, on the crop the frame step cuts
-    crop = crop_face(frame, live.boxes[0], options.margin, eyes=live.landmarks[0, :2])
-    pyfunc = mlflow.pyfunc.load_model(model_dir).predict(np.asarray([crop]))
-    pyfunc_proba = pyfunc[list(EMOTIONS)].to_numpy()[0]
+    # the MLflow pyfunc, on the views the frame step cuts (margin and margin -/+ crop_spread, each mirrored), averaged
+    assert step.n_views == 6
+    margins = [options.margin + offset for offset in step.view_offsets]
+    views = crop_faces(frame, live.boxes[:1], margins, eyes=live.landmarks[:1, :2])[0]
+    pyfunc = mlflow.pyfunc.load_model(model_dir).predict(np.concatenate([views, views[..., ::-1]]))
+    pyfunc = pyfunc[list(EMOTIONS)].to_numpy(np.float64)
+    pyfunc_proba = pyfunc.mean(axis=0)
+    assert np.ptp(pyfunc, axis=0).max() > 1e-3  # the views differ: the average is not one crop's answer
 
     for proba in (batch, api_proba, pyfunc_proba):
         np.testing.assert_allclose(proba, live.probabilities[0], rtol=0, atol=1e-12)
-    assert live.labels[0] == row.label == api.label == pyfunc["label"][0] == EMOTIONS[int(np.argmax(batch))]
+    assert live.labels[0] == row.label == api.label == EMOTIONS[int(np.argmax(pyfunc_proba))]
     np.testing.assert_allclose([row.x, row.y, row.w, row.h], live.boxes[0], rtol=0, atol=1e-4)

@@ -206,19 +206,48 @@ def _rotated_crop(frame: np.ndarray, square, angle: float) -> np.ndarray:
     return crop[..., None] if frame.ndim == 3 and crop.ndim == 2 else crop
 
 
-def crop_faces(frame: np.ndarray, boxes, margin: float = DEFAULT_MARGIN, size: int = FACE_SIZE,
-               eyes=None) -> np.ndarray:
-    """Crop every box of a frame and return the (N, size, size) grey model input.
+def crop_faces(frame: np.ndarray, boxes, margin=DEFAULT_MARGIN, size: int = FACE_SIZE, eyes=None) -> np.ndarray:
+    """Crop every box of a frame and return the grey model input.
 
-    ``eyes`` (N, 2, 2), optional, aligns each face as in :func:`crop_face`. This is the one
-    function from frames to model input, shared by live and batch scoring.
+    ``margin`` a number: (N, size, size), one crop a box. A sequence of M margins: (N, M, size,
+    size), each box cropped at every margin (the views a frame step averages); they are cut from
+    one crop at the widest margin (:func:`crop_views`). ``eyes`` (N, 2, 2), optional, aligns each
+    face as in :func:`crop_face`. This is the one function from frames to model input, shared by
+    live and batch scoring.
     """
+    margins = None if np.ndim(margin) == 0 else [float(m) for m in margin]
     if len(boxes) == 0:
-        return np.zeros((0, size, size), np.uint8)
+        return np.zeros((0, size, size) if margins is None else (0, len(margins), size, size), np.uint8)
     if eyes is not None and len(eyes) != len(boxes):
         raise InputError(f"eyes must give one (2, 2) pair per box; got {len(eyes)} for {len(boxes)} boxes")
     pairs = eyes if eyes is not None else [None] * len(boxes)
-    return np.stack([to_grey_square(crop_face(frame, b, margin, e), size) for b, e in zip(boxes, pairs)])
+    if margins is None:
+        return np.stack([to_grey_square(crop_face(frame, b, margin, e), size) for b, e in zip(boxes, pairs)])
+    return np.stack([crop_views(frame, b, margins, size, e) for b, e in zip(boxes, pairs)])
+
+
+def crop_views(frame: np.ndarray, box, margins, size: int = FACE_SIZE, eyes=None) -> np.ndarray:
+    """(M, size, size) grey crops of one box at each of ``margins``, cut from one crop at the widest.
+
+    The squares of every margin share the box's centre, so each is a square of the widest one: one
+    rotation (given ``eyes``) and one grey conversion serve them all. Unrotated, each view is
+    exactly :func:`crop_face` at its margin; rotated, it differs from it by the rounding of the
+    square's centre to whole pixels (a shift of a small fraction of a pixel).
+    """
+    widest = max(margins)
+    big = crop_face(frame, box, widest, eyes)
+    if big.ndim == 3:
+        big = big[..., 0] if big.shape[-1] == 1 else cv2.cvtColor(big, cv2.COLOR_BGR2GRAY)
+    x0, y0, side0, _ = square_box(box, widest)
+    views = []
+    for margin in margins:
+        x, y, side, _ = square_box(box, margin)
+        dx, dy = x - x0, y - y0
+        if side > 0 and dx >= 0 and dy >= 0 and dx + side <= side0 and dy + side <= side0:
+            views.append(to_grey_square(big[dy:dy + side, dx:dx + side], size))
+        else:  # a tiny box whose rounding leaves this square outside the widest: cut it on its own
+            views.append(to_grey_square(crop_face(frame, box, margin, eyes), size))
+    return np.stack(views)
 
 
 def __getattr__(name):

@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "--score-threshold at --det-size (default: %(default)s; 0: one look)")
     det.add_argument("--margin", type=finite_float, default=scoring.margin, help="crop margin, as a fraction of the face box (default: %(default)s, approximating the framing of FER-2013 crops)")
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
+    det.add_argument("--crop-spread", type=finite_float, default=scoring.crop_spread,
+                     help="also crop each face at --margin minus and plus this, and average the views' probabilities "
+                     "(default: %(default)s; 0: one crop)")
+    det.add_argument("--no-mirror", dest="mirror", action="store_false",
+                     help="do not also score each face's crops mirrored")
 
     sm = p.add_argument_group("tracking and smoothing")
     sm.add_argument("--smoothing", choices=SMOOTHING_METHODS, default=smoothing.method, help="temporal smoothing of each face's probabilities (default: %(default)s)")
@@ -239,7 +244,8 @@ def _components(args):
     detector = DetectorOptions(args.detector, args.det_size or None, args.score_threshold, args.track_threshold,
                                args.retry_size or None)
     scoring = ScoringOptions(detector=detector,
-                             margin=args.margin, align=args.align, runtime=args.runtime).check()
+                             margin=args.margin, align=args.align, crop_spread=args.crop_spread, mirror=args.mirror,
+                             runtime=args.runtime).check()
     stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),
                            TrackingOptions(args.iou, args.max_missed), detect_every=args.detect_every).check()
     return scoring, stream, scoring.detector.make()
@@ -270,8 +276,11 @@ def _score(args, parts, say):
     thresholds = ("" if stream.step.new_face_threshold is None else
                   f" (new faces from score {stream.step.new_face_threshold}, "
                   f"tracked faces from {scoring.detector.detect_threshold})")
-    say(f"source: {source.description}; detector: {detector!r}{thresholds}; smoothing: {stream.smoother!r}"
-        + ("; actions: on" if predictor is not None else ""))
+    step = stream.step
+    views = (f"margin {scoring.margin}" + (f" -/+ {scoring.crop_spread}" if len(step.view_offsets) > 1 else "")
+             + (", mirrored" if step.mirror else "") + f" ({step.n_views} crop{'s' * (step.n_views > 1)} a face)")
+    say(f"source: {source.description}; detector: {detector!r}{thresholds}; views: {views}; "
+        f"smoothing: {stream.smoother!r}" + ("; actions: on" if predictor is not None else ""))
     say("press q or Esc in the window to quit" if display else "press Ctrl-C to stop")
     pace = source.kind == "video" and (args.realtime or display is not None)
     return run_live(source, stream, display=display, video=video, jsonl=jsonl, max_frames=args.max_frames,

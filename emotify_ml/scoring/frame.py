@@ -12,6 +12,10 @@ can serve many callers (one at a time: detectors are not thread-safe).
 
 Batch scoring classifies the crops of many pictures in one call: :meth:`FrameStep.locate`
 (detect and crop) and :meth:`FrameStep.classify` are the two halves of :meth:`FrameStep.score`.
+
+Each face a detecting step finds is scored in several views (:attr:`FrameStep.n_views`): cropped at
+the options' margin and at that margin -/+ ``crop_spread``, each also mirrored; ``classify``
+averages the model's probabilities over a face's views.
 """
 
 from __future__ import annotations
@@ -57,6 +61,14 @@ class FrameStep:
     new_face_threshold : float or None
         Least detector score of a face that starts a track; fainter faces only continue one
         (None: every face the detector reports counts).
+    view_offsets : tuple of float
+        Each face is cropped at its margin plus each of these: ``(0, -crop_spread, +crop_spread)``
+        (``(0,)`` for ``crop_spread`` 0, and under ``detect="never"``, where each picture is already a
+        face crop). A detected face's margin is ``options.margin``, a whole picture's 0.
+    mirror : bool
+        Each crop is also scored mirrored (``options.mirror``; False under ``detect="never"``).
+    n_views : int
+        Crops per face: ``len(view_offsets)``, doubled by ``mirror``.
     """
 
     def __init__(self, model, detector=None, options: ScoringOptions | None = None):
@@ -72,6 +84,11 @@ class FrameStep:
         filters = det.kind == "yunet" and reports_faint and det.detect_threshold < det.score_threshold
         self.new_face_threshold = float(det.score_threshold) if filters else None
         self.class_names = EMOTIONS
+        crops_given = self.options.detect == "never"
+        spread = 0.0 if crops_given else float(self.options.crop_spread)
+        self.view_offsets = (0.0, -spread, spread) if spread else (0.0,)
+        self.mirror = bool(self.options.mirror) and not crops_given
+        self.n_views = len(self.view_offsets) * (2 if self.mirror else 1)
         self.face_size = _face_size(model)
         self._reports_timings = _takes_timings(model)
 
@@ -111,7 +128,9 @@ class FrameStep:
         Returns
         -------
         (Faces, crops)
-            The faces (probabilities still zero) and their (N, S, S) grey uint8 crops.
+            The faces (probabilities still zero) and their (N, V, S, S) grey uint8 crops: the
+            :attr:`n_views` views of each face, the first one cut at ``options.margin``
+            (whole-picture faces at margin 0), unmirrored.
         """
         timings = {} if timings is None else timings
         mode = self.options.detect
@@ -123,7 +142,7 @@ class FrameStep:
             if len(found) or not (picture and mode == "auto"):
                 t = time.perf_counter()
                 eyes = found.eyes if self.options.align else None
-                crops = crop_faces(frame, found.boxes, self.options.margin, self.face_size, eyes=eyes)
+                crops = self._views(frame, found.boxes, float(self.options.margin), eyes)
                 timings["crop"] = _ms(t)
                 k = len(found)
                 landmarks = None if found.landmarks is None else np.asarray(found.landmarks, np.float64).reshape(k, 5, 2)
@@ -134,10 +153,15 @@ class FrameStep:
             timings["detect"] = 0.0
         t = time.perf_counter()
         h, w = frame.shape[:2]
-        crops = crop_faces(frame, np.array([[0, 0, w, h]], np.float32), 0.0, self.face_size)
+        crops = self._views(frame, np.array([[0, 0, w, h]], np.float32), 0.0)
         timings["crop"] = _ms(t)
         return Faces(np.array([[0.0, 0.0, float(w), float(h)]]), np.array([np.nan]), None, ("whole_image",),
                      np.zeros((1, n_classes)), self.class_names), crops
+
+    def _views(self, frame, boxes, margin: float, eyes=None) -> np.ndarray:
+        """(N, V, S, S) crops of ``boxes``: at ``margin`` plus each view offset, then the same mirrored."""
+        views = crop_faces(frame, boxes, [margin + offset for offset in self.view_offsets], self.face_size, eyes=eyes)
+        return np.concatenate([views, views[..., ::-1]], axis=1) if self.mirror else views
 
     def _detect(self, frame, track_boxes, track_iou):
         """The detector's faces: those at the new-face threshold, and fainter ones that continue a track.
@@ -164,17 +188,25 @@ class FrameStep:
                            None if found.landmarks is None else found.landmarks[keep])
 
     def classify(self, crops, timings: dict | None = None) -> np.ndarray:
-        """(K, 7) probabilities of (K, S, S) grey crops; ``timings`` receives ``embed`` and ``classify`` ms."""
+        """(K, 7) probabilities of K faces' grey crops, one model call for all of them.
+
+        ``crops`` is (K, V, S, S), the views of each face (:meth:`locate`), whose probabilities are
+        averaged, or (K, S, S), one crop a face. ``timings`` receives ``embed`` and ``classify`` ms.
+        """
         timings = {} if timings is None else timings
+        crops = np.asarray(crops)
         if len(crops) == 0:
             timings["embed"] = timings["classify"] = 0.0
             return np.zeros((0, len(self.class_names)))
+        k, views = len(crops), (crops.shape[1] if crops.ndim == 4 else 1)
+        flat = crops.reshape(k * views, *crops.shape[-2:]) if crops.ndim == 4 else crops
         if self._reports_timings:
-            return np.asarray(self.model.predict_proba(crops, timings=timings), np.float64)
-        t = time.perf_counter()  # a model that cannot split its time: all of it is "classify"
-        proba = np.asarray(self.model.predict_proba(crops), np.float64)
-        timings["embed"], timings["classify"] = 0.0, _ms(t)
-        return proba
+            proba = np.asarray(self.model.predict_proba(flat, timings=timings), np.float64)
+        else:
+            t = time.perf_counter()  # a model that cannot split its time: all of it is "classify"
+            proba = np.asarray(self.model.predict_proba(flat), np.float64)
+            timings["embed"], timings["classify"] = 0.0, _ms(t)
+        return proba.reshape(k, views, -1).mean(axis=1) if views > 1 else proba
 
     def score(self, frame: np.ndarray, *, picture: bool = True, index: int = 0, timestamp: float = 0.0,
               name: str | None = None, detections=None, track_boxes=None, track_iou: float = 0.3) -> Faces:
@@ -189,7 +221,7 @@ class FrameStep:
         """Run every stage once on a blank frame, so the first real frame is not slow (graph tracing, allocations)."""
         if self.detector is not None:
             self.detector.detect(np.zeros(frame_shape, np.uint8))
-        self.classify(np.full((1, self.face_size, self.face_size), 128, np.uint8))
+        self.classify(np.full((1, self.n_views, self.face_size, self.face_size), 128, np.uint8))
 
     def __repr__(self) -> str:
         return f"FrameStep(model={getattr(self.model, 'source', self.model)!r}, detector={self.detector!r})"

@@ -19,6 +19,20 @@ from dataclasses import dataclass, field
 
 from emotify_ml.features.preprocessing import DEFAULT_MARGIN
 
+DEFAULT_CROP_SPREAD = 0.05
+"""Margin spread of the views each face is scored in (:attr:`ScoringOptions.crop_spread`), with mirroring.
+
+Chosen on validation only (``python benchmarks/framing.py --views``, 2026-12-03, the shipped model;
+``benchmarks/results/framing_views.json``): spreads 0, 0.025, 0.05, 0.075 and 0.1, each with and
+without mirroring, on muxspace_dev through the product path and on three 640x480 clips of PublicTest
+faces, frame by frame, against the same faces as crops. One crop: muxspace_dev 58.7 % / macro-F1
+0.386, the clips 3.3 points below the crops on average. Spread 0.05 mirrored: 60.7 % / 0.402, 1.4
+points below (the smallest gap of the ten; 0.075 mirrored scores 0.404 on muxspace_dev and 1.6 on the
+clips). Without mirroring 0.05 is 59.8 % / 0.392 and 1.7 points (docs/accuracy.md, "Views of each face")."""
+
+MAX_CROP_SPREAD = 0.25
+"""Largest :attr:`ScoringOptions.crop_spread`: the tightest view keeps half the box (``margin`` 0)."""
+
 DETECT_MODES = ("auto", "always", "never")
 """``always``: faces come from the detector only. ``never``: each picture (or frame) is one face,
 as for already-cropped faces like FER-2013's 48x48 files. ``auto``: the detector, and the whole
@@ -120,6 +134,15 @@ class ScoringOptions:
         whole-picture faces are cropped without margin.
     align : bool
         Rotate each detected face so its eyes are level (needs eye landmarks: YuNet).
+    crop_spread : float
+        Each face the step finds is also cropped at ``margin - crop_spread`` and ``margin + crop_spread``,
+        and the model's probabilities of these views are averaged (:data:`DEFAULT_CROP_SPREAD`). The
+        detector's box frames a face within about 12 % of FER-2013's crop either way, so averaging over
+        that uncertainty scores camera faces closer to how the same faces score as crops. 0: one crop.
+    mirror : bool
+        Also score each view mirrored (left-right) and average it in.
+        ``crop_spread`` and ``mirror`` apply to every face of a detecting step (``detect`` ``auto`` or
+        ``always``); under ``detect="never"`` each picture is already a face crop and is scored once.
     runtime : {"auto", "keras", "compiled"} or "compiled:<variant>"
         Asked of the model loader (:func:`emotify_ml.models.load_model`) when the step loads the model itself.
     """
@@ -128,6 +151,8 @@ class ScoringOptions:
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     margin: float = DEFAULT_MARGIN
     align: bool = True
+    crop_spread: float = DEFAULT_CROP_SPREAD
+    mirror: bool = True
     runtime: str = "auto"
 
     def check(self) -> "ScoringOptions":
@@ -135,6 +160,11 @@ class ScoringOptions:
             raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}; got {self.detect!r}")
         if isinstance(self.margin, bool) or not 0.0 <= float(self.margin) <= 1.0:
             raise ValueError(f"margin must be in [0, 1]; got {self.margin!r}")
+        if isinstance(self.crop_spread, bool) or not 0.0 <= float(self.crop_spread) <= MAX_CROP_SPREAD:
+            raise ValueError(f"crop_spread must be in [0, {MAX_CROP_SPREAD}] (a fraction of the face box; 0: one "
+                             f"crop); got {self.crop_spread!r}")
+        if not isinstance(self.mirror, bool):
+            raise ValueError(f"mirror must be true or false; got {self.mirror!r}")
         if self.runtime not in RUNTIMES and not str(self.runtime).startswith("compiled:"):
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} or compiled:<variant>; got {self.runtime!r}")
         self.detector.check()
