@@ -1,6 +1,8 @@
 """Emotify against the fer peer on the same crops: FER-2013 PrivateTest and in-the-wild photos (muxspace_dev).
 
-- PrivateTest (3,589 faces): the 48x48 files are the crops, given to both models as they are.
+- PrivateTest (3,589 faces): the 48x48 files are the crops, given to both models as they are (one
+  crop, as the product scores face crops with ``detect="never"``), and in the views a detecting step
+  cuts of a whole picture (margins 0 -/+ the spread, each mirrored), the same squares for both.
 - muxspace_dev (2,156 photos): the product path finds and crops each photo's biggest face
   (:meth:`emotify_ml.scoring.FrameStep.locate`: YuNet, eye alignment, the default margin, and the
   product's views: margins around it, mirrored); Emotify classifies exactly those crops, and the peer
@@ -57,12 +59,26 @@ def metrics(y_true, proba) -> dict:
     return out
 
 
-def privatetest_crops(root):
+def privatetest_crops(root, model):
+    """(peer views, product views (N, V, 48, 48), labels, counts) of the 48x48 PrivateTest files.
+
+    One view, the file itself, is how the product scores face crops (``detect="never"``); the V views
+    are those a detecting step cuts of a whole picture (margins 0 -/+ the spread, mirrored), as
+    ``detect="auto"`` scores a picture in which it finds no face. The peer gets the same squares.
+    """
+    import cv2
+
     from emotify_ml.data import load_fer2013
     from emotify_ml.labels import TEST
+    from emotify_ml.photo_evaluation import make_frame_step
 
     test = load_fer2013(root).split(TEST)
-    return list(test.images), test.images, test.labels, {"n_photos": len(test), "n_no_face": 0}
+    step = make_frame_step(model, detect="auto")
+    whole = np.array([[0, 0, test.images.shape[2], test.images.shape[1]]], np.float32)
+    crops = np.concatenate([step.views(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), whole, 0.0) for face in test.images])
+    assert np.array_equal(crops[:, 0], test.images)  # the first view is the file itself
+    return [list(views) for views in crops], crops, test.labels, {"n_photos": len(test), "n_no_face": 0,
+                                                                  **views_of(step)}
 
 
 def photo_crops(root, model):
@@ -86,13 +102,17 @@ def photo_crops(root, model):
             continue
         k = int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))
         eyes = faces.landmarks[k, :2] if (faces.landmarks is not None and step.options.align) else None
-        views = [crop_face(frame, faces.boxes[k], step.options.margin + o, eyes) for o in step.view_offsets]
+        views = [crop_face(frame, faces.boxes[k], margin, eyes) for margin in step.view_margins(step.options.margin)]
         full.append(views + ([np.ascontiguousarray(v[:, ::-1]) for v in views] if step.mirror else []))
         crops.append(cut[k])
         labels.append(photos.labels[i])
     return full, np.stack(crops), np.array(labels), {"n_photos": len(photos), "n_no_face": len(photos) - len(labels),
-                                                     "n_views": step.n_views, "view_offsets": list(step.view_offsets),
-                                                     "mirror": step.mirror}
+                                                     **views_of(step)}
+
+
+def views_of(step) -> dict:
+    """How ``step`` cuts each face: views a face, their margin offsets, mirroring."""
+    return {"n_views": step.n_views, "view_offsets": list(step.view_offsets), "mirror": step.mirror}
 
 
 def mean_of_views(predict_proba, views) -> np.ndarray:
@@ -129,24 +149,17 @@ def main(argv=None) -> int:
     first = next(iter(models.values()))
     for name in args.sets:
         t0 = time.perf_counter()
-        full, crops, labels, counts = (privatetest_crops(args.fer_root) if name == "privatetest"
+        full, crops, labels, counts = (privatetest_crops(args.fer_root, first) if name == "privatetest"
                                        else photo_crops(args.photos, first))
         rows = {}
-        if name == "privatetest":  # face crops: one view each, as the product scores crops (detect=never)
-            for label, model in models.items():
-                rows[f"emotify {label} ({model.runtime})"] = metrics(labels, model.predict_proba(crops))
-            if peer is not None:
-                rows["fer peer"] = metrics(labels, peer.predict_proba(full))
-        else:  # the product's views of each face (its default), and the one crop at the default margin, for both
-            views = f"{counts['n_views']} views"
-            for label, model in models.items():
-                rows[f"emotify {label} ({model.runtime}), {views}"] = metrics(
-                    labels, mean_of_views(model.predict_proba, crops))
-                one = model.predict_proba(crops[:, 0])
-                rows[f"emotify {label} ({model.runtime}), one crop"] = metrics(labels, one)
-            if peer is not None:
-                rows[f"fer peer, same {views}"] = metrics(labels, mean_of_views(peer.predict_proba, full))
-                rows["fer peer, one crop"] = metrics(labels, peer.predict_proba([face[0] for face in full]))
+        views = f"{counts['n_views']} views"  # both models on the product's views and on the one crop (the first)
+        for label, model in models.items():
+            rows[f"emotify {label} ({model.runtime}), one crop"] = metrics(labels, model.predict_proba(crops[:, 0]))
+            rows[f"emotify {label} ({model.runtime}), {views}"] = metrics(
+                labels, mean_of_views(model.predict_proba, crops))
+        if peer is not None:
+            rows["fer peer, one crop"] = metrics(labels, peer.predict_proba([face[0] for face in full]))
+            rows[f"fer peer, same {views}"] = metrics(labels, mean_of_views(peer.predict_proba, full))
         result["sets"][name] = {**counts, "seconds": time.perf_counter() - t0, "rows": rows}
 
     cols = ("accuracy", "macro_f1", "recall_disgust", "recall_fear", "recall_surprise", "neutral_as_angry")

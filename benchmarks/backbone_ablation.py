@@ -52,12 +52,14 @@ def model_metrics(client, uri: str) -> tuple[dict, dict, str | None]:
     return split, params, None if backbone in (None, "None") else backbone
 
 
-def muxspace_metrics(client, uri: str) -> dict | None:
+def muxspace_metrics(client, uri: str, views: tuple | None = None) -> dict | None:
     """The newest finished evaluation of the model ``uri`` on muxspace_dev (metrics without the ``val_`` prefix).
 
     A model folder (the shipped one) is known by the run it came from (``provenance.json``), not by its
     path, since a folder shipped anew holds another model: its evaluations are those of that run's model
     and those of a folder that came from that run (``model.source`` tag, :func:`pipelines.evaluate.model_identity`).
+    Only evaluations that scored each face in ``views`` count (:func:`evaluation_views`; default: the
+    product's, :class:`~emotify_ml.scoring.ScoringOptions`), so two models are compared as scored alike.
     """
     experiment = client.get_experiment_by_name(MUX_EXPERIMENT)
     if experiment is None:
@@ -67,15 +69,29 @@ def muxspace_metrics(client, uri: str) -> dict | None:
         run_id = json.loads((Path(uri) / "provenance.json").read_text()).get("run_id")
         queries = ([f"tags.`model.uri` = 'runs:/{run_id}/model'", f"tags.`model.source` LIKE '% (from run {run_id})'"]
                    if run_id else [])
+    views = product_views() if views is None else views
     runs = [run for query in queries for run in client.search_runs(
         [experiment.experiment_id], f"{query} and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1)]
+        order_by=["attributes.start_time DESC"], max_results=100) if evaluation_views(run.data.params) == views]
     if not runs:
         return None
     run = max(runs, key=lambda r: r.info.start_time)
     out = {k[len("val_"):]: v for k, v in run.data.metrics.items() if k.startswith("val_")}
     out["run_id"], out["runtime"] = run.info.run_id, run.data.tags.get("model.runtime")
     return out
+
+
+def product_views() -> tuple[float, bool]:
+    """``(crop_spread, mirror)`` of the product's default scoring."""
+    from emotify_ml.scoring import ScoringOptions
+
+    options = ScoringOptions()
+    return float(options.crop_spread), bool(options.mirror)
+
+
+def evaluation_views(params: dict) -> tuple[float, bool]:
+    """``(crop_spread, mirror)`` an evaluation run scored with; runs older than the views scored one crop."""
+    return float(params.get("scoring.crop_spread", 0.0)), params.get("scoring.mirror", "False") == "True"
 
 
 def backbone_training(client, backbone: str | None) -> dict | None:

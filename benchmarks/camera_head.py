@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     data = load_fer2013(args.fer_root)
     train, val, test = data.split(TRAIN), data.split(VALIDATION), data.split(TEST)
     _, mux_crops, mux_labels, counts = photo_crops(args.photos, model)
-    sets = {"publictest": (embed(val.images), val.labels), "muxspace_dev": (embed(mux_crops), mux_labels),
+    sets = {"publictest": (embed(val.images), val.labels), "muxspace_dev": (embed(mux_crops[:, 0]), mux_labels),
             "privatetest": (embed(test.images), test.labels)}
     x_train = embed(train.images)
     x_camera = embed(camera_augment(train.images, np.random.default_rng(args.seed)))

@@ -71,8 +71,7 @@ def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, a
     The detector keywords are :class:`~emotify_ml.scoring.options.DetectorOptions`' (``detector`` is its ``kind``).
     Cheap (no detector is made), so a caller can check settings before it starts anything.
     """
-    return ScoringOptions(detect=detect, margin=float(margin), align=bool(align), crop_spread=crop_spread,
-                          mirror=mirror,
+    return ScoringOptions(detect=detect, margin=margin, align=bool(align), crop_spread=crop_spread, mirror=mirror,
                           detector=DetectorOptions(kind=detector, det_size=det_size,
                                                    score_threshold=float(score_threshold),
                                                    retry_size=retry_size)).check()
@@ -102,10 +101,11 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
     progress : bool
         Show a progress bar (tqdm) on stderr.
     """
-    settings = {"detect": detect, "margin": float(margin), "align": bool(align), "crop_spread": crop_spread,
+    settings = {"detect": detect, "margin": margin, "align": bool(align), "crop_spread": crop_spread,
                 "mirror": mirror, "detector": detector,
                 "det_size": det_size, "score_threshold": float(score_threshold), "retry_size": retry_size}
     step = make_frame_step(model, **settings)
+    settings.update(margin=float(margin), crop_spread=float(crop_spread))  # checked: numbers
     n = len(photos)
     proba = np.full((n, len(EMOTIONS)), np.nan)
     boxes = np.full((n, 4), np.nan)

@@ -54,8 +54,7 @@ def evaluate_photos(cfg: DictConfig) -> dict:
     import mlflow
 
     from emotify_ml.evaluation import confusion_matrix_figure
-    from emotify_ml.features.preprocessing import DEFAULT_MARGIN
-    from emotify_ml.scoring.options import DEFAULT_CROP_SPREAD
+    from emotify_ml.scoring.options import ScoringOptions
     from emotify_ml.labels import EMOTIONS
     from emotify_ml.mlflow_runs import tracked_run
     from emotify_ml.models import load_model
@@ -70,9 +69,11 @@ def evaluate_photos(cfg: DictConfig) -> dict:
                        runtime=config["runtime"])
     identity = model_identity(model)
     scoring = config["scoring"]
-    scoring["margin"] = DEFAULT_MARGIN if scoring.get("margin") is None else float(scoring["margin"])  # logged as used
-    scoring["crop_spread"] = DEFAULT_CROP_SPREAD if scoring.get("crop_spread") is None else scoring["crop_spread"]
-    scoring_options(**scoring)  # a bad setting is one line before any run is opened, not a FAILED run
+    defaults = ScoringOptions()
+    for key in ("margin", "crop_spread", "mirror"):  # logged as used
+        scoring[key] = getattr(defaults, key) if scoring.get(key) is None else scoring[key]
+    options = scoring_options(**scoring)  # a bad setting is one line before any run is opened, not a FAILED run
+    scoring.update(margin=float(options.margin), crop_spread=float(options.crop_spread))
     experiment = config["tracking"]["experiment"] or f"emotify-eval-{photos.name}"
     dataset = photos.identity()
     run_name = f"{photos.name}:{identity['model.name']}" + (f"/{identity['model.version']}" if identity["model.version"] else "")

@@ -86,7 +86,9 @@ def test_cli_error_is_one_line(tmp_path):
 @pytest.mark.parametrize("override, says", [
     ("scoring.retry_size=10", "retry_size must be an int >= 32 (longest side in pixels), or 0/None for one look; got 10"),
     ("scoring.det_size=8", "det_size must be an int >= 32"),
-    ("scoring.crop_spread=0.5", "crop_spread must be in [0, 0.25]"),
+    ("scoring.crop_spread=0.5", "crop_spread must be a number in [0, 0.25]"),
+    ("scoring.crop_spread=wide", "crop_spread must be a number in [0, 0.25] (a fraction of the face box; 0: the "
+                                 "margin alone); got 'wide'"),
     ("scoring.mirror=maybe", "mirror must be true or false; got 'maybe'"),
 ])
 def test_a_bad_scoring_setting_is_one_line_and_opens_no_run(tmp_path, override, says):

@@ -58,9 +58,12 @@ def test_the_ablation_knows_a_model_folder_by_the_run_it_came_from(tmp_path, cop
     folder = tmp_path / "shipped"
     folder.mkdir()
     (folder / "provenance.json").write_text(json.dumps({"run_id": "abc123"}))
-    def evaluation(uri, source, f1, start_time):
+    def evaluation(uri, source, f1, start_time, views=True):
         run = client.create_run(experiment, start_time=start_time, tags={"model.uri": uri, "model.source": source})
         client.log_metric(run.info.run_id, "val_macro_f1", f1)
+        if views:  # the product's views; an evaluation from before them logged no such params (one crop)
+            client.log_param(run.info.run_id, "scoring.crop_spread", 0.05)
+            client.log_param(run.info.run_id, "scoring.mirror", True)
         client.set_terminated(run.info.run_id)
 
     evaluation(str(folder), f"{folder} (from run old999)", 0.37, 1000)  # the model the folder held before
@@ -69,3 +72,7 @@ def test_the_ablation_knows_a_model_folder_by_the_run_it_came_from(tmp_path, cop
     evaluation(str(folder), f"{folder} (from run abc123)", 0.39, 3000)  # the folder itself, since it holds abc123
     assert backbone_ablation.muxspace_metrics(client, str(folder))["macro_f1"] == 0.39
     assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.38
+    # an evaluation that scored one crop a face is not compared with the product's views, however new
+    evaluation("runs:/abc123/model", "runs:/abc123/model", 0.36, 4000, views=False)
+    assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.38
+    assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model", views=(0.0, False))["macro_f1"] == 0.36

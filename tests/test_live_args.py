@@ -39,7 +39,8 @@ def test_an_absurd_margin_is_refused_before_anything_is_opened(capsys):
     (["--detect-every", "0"], "detect_every must be an int >= 1"),
     (["--track-threshold", "1.5"], "track_threshold must be in [0, 1]; got 1.5"),
     (["--retry-size", "10"], "retry_size must be an int >= 32 (longest side in pixels), or 0/None for one look; got 10"),
-    (["--crop-spread", "0.4"], "crop_spread must be in [0, 0.25] (a fraction of the face box; 0: one crop); got 0.4"),
+    (["--crop-spread", "0.4"], "crop_spread must be a number in [0, 0.25] (a fraction of the face box; 0: the margin "
+                               "alone); got 0.4"),
 ])
 def test_a_bad_runtime_or_detection_interval_is_one_usage_line(args, says, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:

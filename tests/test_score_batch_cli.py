@@ -58,8 +58,8 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, model_dir):
     assert proc.returncode == 2 and proc.stderr.strip() == ("error: retry_size must be an int >= 32 (longest side in "
                                                             "pixels), or 0/None for one look; got 10")
     proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "crop_spread=-0.1", f"model={model_dir}", tmp=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip() == ("error: crop_spread must be in [0, 0.25] (a fraction of "
-                                                            "the face box; 0: one crop); got -0.1")
+    assert proc.returncode == 2 and proc.stderr.strip() == ("error: crop_spread must be a number in [0, 0.25] (a "
+                                                            "fraction of the face box; 0: the margin alone); got -0.1")
     assert not (tmp_path / "out").exists()
 
 

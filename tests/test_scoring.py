@@ -75,9 +75,12 @@ def test_options_hold_the_defaults_and_check_values():
                        (ScoringOptions(detector=DetectorOptions(track_threshold=-0.1)), "track_threshold"),
                        (ScoringOptions(detector=DetectorOptions(retry_size=10)), "retry_size must be an int >= 32"),
                        (ScoringOptions(detector=DetectorOptions(retry_size=640.0)), "retry_size must be an int >= 32"),
-                       (ScoringOptions(crop_spread=-0.05), "crop_spread must be in"),
-                       (ScoringOptions(crop_spread=0.3), "crop_spread must be in"),
-                       (ScoringOptions(crop_spread=True), "crop_spread must be in"),
+                       (ScoringOptions(crop_spread=-0.05), "crop_spread must be a number in"),
+                       (ScoringOptions(crop_spread=0.3), "crop_spread must be a number in"),
+                       (ScoringOptions(crop_spread=True), "crop_spread must be a number in"),
+                       (ScoringOptions(crop_spread="0.05"), "crop_spread must be a number in"),
+                       (ScoringOptions(crop_spread=None), "crop_spread must be a number in"),
+                       (ScoringOptions(margin="0"), "margin must be in"),
                        (ScoringOptions(mirror="yes"), "mirror must be true or false"),
                        (StreamOptions(tracking=TrackingOptions(iou_threshold=2)), "iou_threshold")]:
         with pytest.raises(ValueError, match=match):
@@ -166,7 +169,7 @@ class ViewClassifier:
     def predict_proba(self, faces):
         faces = np.asarray(faces, np.float64)
         proba = np.full((len(faces), 7), 0.01)
-        proba[np.arange(len(faces)), np.minimum(faces.mean(axis=(1, 2)) // 37, 6).astype(int)] = 0.94
+        proba[np.arange(len(faces)), np.minimum(faces.reshape(len(faces), -1).mean(axis=1) // 37, 6).astype(int)] = 0.94
         return proba
 
 
@@ -195,6 +198,8 @@ def test_each_face_is_scored_in_views_of_three_margins_and_their_mirror_images()
     np.testing.assert_allclose(step.classify(crops), views.mean(axis=0, keepdims=True))
     np.testing.assert_allclose(step.score(frame).probabilities, views.mean(axis=0, keepdims=True))
     np.testing.assert_allclose(step.classify(crops[:, 0]), views[:1])  # (K, S, S): one crop a face
+    bgr = np.repeat(crops[:, 0, :, :, None], 3, axis=3)  # (K, S, S, 3): one BGR crop a face, not 3 views
+    np.testing.assert_allclose(step.classify(bgr), ViewClassifier().predict_proba(bgr[..., 0]))
 
 
 @pytest.mark.parametrize("options, offsets, mirror", [
@@ -203,11 +208,14 @@ def test_each_face_is_scored_in_views_of_three_margins_and_their_mirror_images()
 def test_views_follow_the_options_and_crops_given_are_scored_once(options, offsets, mirror):
     step = step_with([[100, 100, 120, 120]], **options)
     assert step.view_offsets == offsets and step.mirror is mirror and step.n_views == len(offsets) * (1 + mirror)
+    from emotify_ml.features.preprocessing import crop_faces
+
     faces, crops = step.locate(gradient_frame())
     assert crops.shape == (1, step.n_views, 48, 48)
-    one = step_with([[100, 100, 120, 120]], crop_spread=0.0, mirror=False)
-    if step.n_views == 1 and options.get("detect") != "never":  # one view: exactly the one crop of before
-        assert np.array_equal(crops, one.locate(gradient_frame())[1])
+    if step.n_views == 1 and options.get("detect") != "never":  # one view: exactly the one crop at the margin
+        eyes = step.detector.detect(gradient_frame()).eyes
+        assert np.array_equal(crops, crop_faces(gradient_frame(), faces.boxes, DEFAULT_MARGIN, eyes=eyes)[:, None])
+    assert step.classify(crops).shape == (1, 7)
 
 
 def test_a_whole_picture_face_gets_the_views_of_a_detected_one():

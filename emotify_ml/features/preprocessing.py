@@ -166,9 +166,11 @@ def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN, eyes=None)
     margin : float
         Fraction of the box size added on each side (:data:`DEFAULT_MARGIN`).
     eyes : (2, 2) array-like, optional
-        Eye centres (see :func:`eye_angle`). When given, the square is rotated about its
-        centre by the tilt of the eye line, so the eyes are level in the crop (face
-        alignment); a level pair gives exactly the unaligned crop.
+        Eye centres (see :func:`eye_angle`). When given, the square is rotated about the
+        box's centre by the tilt of the eye line, so the eyes are level in the crop (face
+        alignment); a level pair gives exactly the unaligned crop. (The box's centre, not the
+        square's rounded one: so the squares of every margin turn about the same point, and
+        each is a square of the widest, see :func:`crop_views`.)
 
     Examples
     --------
@@ -188,7 +190,8 @@ def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN, eyes=None)
     if eyes is not None:
         angle = eye_angle(eyes)
         if angle != 0.0:
-            return _rotated_crop(frame, (x, y, s), angle)
+            bx, by, bw, bh = (float(v) for v in box[:4])
+            return _rotated_crop(frame, (x, y, s), angle, (bx + bw / 2.0, by + bh / 2.0))
     crop = frame[y0:y1, x0:x1]
     pads = (y0 - y, (y + s) - y1, x0 - x, (x + s) - x1)
     if any(pads):
@@ -196,10 +199,9 @@ def crop_face(frame: np.ndarray, box, margin: float = DEFAULT_MARGIN, eyes=None)
     return crop
 
 
-def _rotated_crop(frame: np.ndarray, square, angle: float) -> np.ndarray:
-    """The ``(x, y, side)`` square of ``frame`` rotated by ``angle`` degrees about its centre."""
+def _rotated_crop(frame: np.ndarray, square, angle: float, centre) -> np.ndarray:
+    """The ``(x, y, side)`` square of ``frame`` turned by ``angle`` degrees about ``centre`` (x, y)."""
     x, y, s = square
-    centre = (x + s / 2.0, y + s / 2.0)
     matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
     matrix[:, 2] -= (x, y)  # the square's corner becomes the crop's origin
     crop = cv2.warpAffine(frame, matrix, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -229,10 +231,10 @@ def crop_faces(frame: np.ndarray, boxes, margin=DEFAULT_MARGIN, size: int = FACE
 def crop_views(frame: np.ndarray, box, margins, size: int = FACE_SIZE, eyes=None) -> np.ndarray:
     """(M, size, size) grey crops of one box at each of ``margins``, cut from one crop at the widest.
 
-    The squares of every margin share the box's centre, so each is a square of the widest one: one
-    rotation (given ``eyes``) and one grey conversion serve them all. Unrotated, each view is
-    exactly :func:`crop_face` at its margin; rotated, it differs from it by the rounding of the
-    square's centre to whole pixels (a shift of a small fraction of a pixel).
+    The squares of every margin are centred on the box and turn about its centre, so each is a
+    square of the widest one: one rotation (given ``eyes``) and one grey conversion serve them all,
+    and each view is :func:`crop_face` at its margin (exactly, unrotated; rotated, up to OpenCV's
+    fixed-point rounding of the source coordinates, at most a grey level here and there).
     """
     widest = max(margins)
     big = crop_face(frame, box, widest, eyes)

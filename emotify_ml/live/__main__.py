@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--no-align", dest="align", action="store_false", help="do not rotate faces to level the eyes")
     det.add_argument("--crop-spread", type=finite_float, default=scoring.crop_spread,
                      help="also crop each face at --margin minus and plus this, and average the views' probabilities "
-                     "(default: %(default)s; 0: one crop)")
+                     "(default: %(default)s; 0: the margin alone, one crop a face with --no-mirror)")
     det.add_argument("--no-mirror", dest="mirror", action="store_false",
                      help="do not also score each face's crops mirrored")
 

@@ -13,9 +13,9 @@ can serve many callers (one at a time: detectors are not thread-safe).
 Batch scoring classifies the crops of many pictures in one call: :meth:`FrameStep.locate`
 (detect and crop) and :meth:`FrameStep.classify` are the two halves of :meth:`FrameStep.score`.
 
-Each face a detecting step finds is scored in several views (:attr:`FrameStep.n_views`): cropped at
-the options' margin and at that margin -/+ ``crop_spread``, each also mirrored; ``classify``
-averages the model's probabilities over a face's views.
+In a detecting step (``detect`` auto or always) every face is scored in several views
+(:attr:`FrameStep.n_views`): cropped at its margin and at that margin -/+ ``crop_spread``, each also
+mirrored; ``classify`` averages the model's probabilities over a face's views.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class FrameStep:
     view_offsets : tuple of float
         Each face is cropped at its margin plus each of these: ``(0, -crop_spread, +crop_spread)``
         (``(0,)`` for ``crop_spread`` 0, and under ``detect="never"``, where each picture is already a
-        face crop). A detected face's margin is ``options.margin``, a whole picture's 0.
+        face crop). A detected face's margin is ``options.margin``; a whole picture's (``detect="auto"``
+        finding no face in a picture) is 0.
     mirror : bool
         Each crop is also scored mirrored (``options.mirror``; False under ``detect="never"``).
     n_views : int
@@ -142,7 +143,7 @@ class FrameStep:
             if len(found) or not (picture and mode == "auto"):
                 t = time.perf_counter()
                 eyes = found.eyes if self.options.align else None
-                crops = self._views(frame, found.boxes, float(self.options.margin), eyes)
+                crops = self.views(frame, found.boxes, self.options.margin, eyes)
                 timings["crop"] = _ms(t)
                 k = len(found)
                 landmarks = None if found.landmarks is None else np.asarray(found.landmarks, np.float64).reshape(k, 5, 2)
@@ -153,15 +154,22 @@ class FrameStep:
             timings["detect"] = 0.0
         t = time.perf_counter()
         h, w = frame.shape[:2]
-        crops = self._views(frame, np.array([[0, 0, w, h]], np.float32), 0.0)
+        crops = self.views(frame, np.array([[0, 0, w, h]], np.float32), 0.0)
         timings["crop"] = _ms(t)
         return Faces(np.array([[0.0, 0.0, float(w), float(h)]]), np.array([np.nan]), None, ("whole_image",),
                      np.zeros((1, n_classes)), self.class_names), crops
 
-    def _views(self, frame, boxes, margin: float, eyes=None) -> np.ndarray:
-        """(N, V, S, S) crops of ``boxes``: at ``margin`` plus each view offset, then the same mirrored."""
-        views = crop_faces(frame, boxes, [margin + offset for offset in self.view_offsets], self.face_size, eyes=eyes)
-        return np.concatenate([views, views[..., ::-1]], axis=1) if self.mirror else views
+    def view_margins(self, margin: float) -> list[float]:
+        """The margins a face cropped at ``margin`` is cut at: ``margin`` plus each of :attr:`view_offsets`."""
+        return [float(margin) + offset for offset in self.view_offsets]
+
+    def views(self, frame: np.ndarray, boxes, margin: float, eyes=None) -> np.ndarray:
+        """(N, V, S, S) grey crops of ``boxes``: at each of :meth:`view_margins`, then the same mirrored (:attr:`mirror`).
+
+        What :meth:`locate` cuts for the faces it finds (``margin``: ``options.margin``; whole pictures: 0).
+        """
+        cut = crop_faces(frame, boxes, self.view_margins(margin), self.face_size, eyes=eyes)
+        return np.concatenate([cut, cut[..., ::-1]], axis=1) if self.mirror else cut
 
     def _detect(self, frame, track_boxes, track_iou):
         """The detector's faces: those at the new-face threshold, and fainter ones that continue a track.
@@ -191,15 +199,17 @@ class FrameStep:
         """(K, 7) probabilities of K faces' grey crops, one model call for all of them.
 
         ``crops`` is (K, V, S, S), the views of each face (:meth:`locate`), whose probabilities are
-        averaged, or (K, S, S), one crop a face. ``timings`` receives ``embed`` and ``classify`` ms.
+        averaged, or one crop a face as the model takes it ((K, S, S) grey, (K, H, W, 3) BGR, a list).
+        ``timings`` receives ``embed`` and ``classify`` ms.
         """
         timings = {} if timings is None else timings
-        crops = np.asarray(crops)
         if len(crops) == 0:
             timings["embed"] = timings["classify"] = 0.0
             return np.zeros((0, len(self.class_names)))
-        k, views = len(crops), (crops.shape[1] if crops.ndim == 4 else 1)
-        flat = crops.reshape(k * views, *crops.shape[-2:]) if crops.ndim == 4 else crops
+        size = (self.face_size, self.face_size)
+        grouped = isinstance(crops, np.ndarray) and crops.ndim == 4 and crops.shape[-2:] == size
+        k, views = len(crops), (crops.shape[1] if grouped else 1)
+        flat = crops.reshape(k * views, *size) if grouped else crops
         if self._reports_timings:
             proba = np.asarray(self.model.predict_proba(flat, timings=timings), np.float64)
         else:

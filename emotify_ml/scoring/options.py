@@ -131,18 +131,22 @@ class ScoringOptions:
     detector : DetectorOptions
     margin : float
         Crop margin around detector boxes, a fraction of the box (:data:`DEFAULT_MARGIN`);
-        whole-picture faces are cropped without margin.
+        whole-picture faces are cropped without margin (their views: 0 -/+ ``crop_spread``).
     align : bool
         Rotate each detected face so its eyes are level (needs eye landmarks: YuNet).
     crop_spread : float
-        Each face the step finds is also cropped at ``margin - crop_spread`` and ``margin + crop_spread``,
-        and the model's probabilities of these views are averaged (:data:`DEFAULT_CROP_SPREAD`). The
+        Each face is also cropped at ``margin - crop_spread`` and ``margin + crop_spread``, and the
+        model's probabilities of these views are averaged (:data:`DEFAULT_CROP_SPREAD`). The
         detector's box frames a face within about 12 % of FER-2013's crop either way, so averaging over
-        that uncertainty scores camera faces closer to how the same faces score as crops. 0: one crop.
+        that uncertainty scores camera faces closer to how the same faces score as crops. 0: the
+        margin alone.
     mirror : bool
-        Also score each view mirrored (left-right) and average it in.
+        Also score each view mirrored (left-right) and average it in. ``crop_spread=0, mirror=False``:
+        one crop a face.
         ``crop_spread`` and ``mirror`` apply to every face of a detecting step (``detect`` ``auto`` or
-        ``always``); under ``detect="never"`` each picture is already a face crop and is scored once.
+        ``always``), a whole picture in which ``auto`` finds no face included; under
+        ``detect="never"`` each picture is already a face crop and is scored once (batch scoring of
+        crops keeps its speed).
     runtime : {"auto", "keras", "compiled"} or "compiled:<variant>"
         Asked of the model loader (:func:`emotify_ml.models.load_model`) when the step loads the model itself.
     """
@@ -158,17 +162,24 @@ class ScoringOptions:
     def check(self) -> "ScoringOptions":
         if self.detect not in DETECT_MODES:
             raise ValueError(f"detect must be one of {', '.join(DETECT_MODES)}; got {self.detect!r}")
-        if isinstance(self.margin, bool) or not 0.0 <= float(self.margin) <= 1.0:
+        if not _number_in(self.margin, 0.0, 1.0):
             raise ValueError(f"margin must be in [0, 1]; got {self.margin!r}")
-        if isinstance(self.crop_spread, bool) or not 0.0 <= float(self.crop_spread) <= MAX_CROP_SPREAD:
-            raise ValueError(f"crop_spread must be in [0, {MAX_CROP_SPREAD}] (a fraction of the face box; 0: one "
-                             f"crop); got {self.crop_spread!r}")
+        if not _number_in(self.crop_spread, 0.0, MAX_CROP_SPREAD):
+            raise ValueError(f"crop_spread must be a number in [0, {MAX_CROP_SPREAD}] (a fraction of the face box; "
+                             f"0: the margin alone); got {self.crop_spread!r}")
         if not isinstance(self.mirror, bool):
             raise ValueError(f"mirror must be true or false; got {self.mirror!r}")
         if self.runtime not in RUNTIMES and not str(self.runtime).startswith("compiled:"):
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)} or compiled:<variant>; got {self.runtime!r}")
         self.detector.check()
         return self
+
+
+def _number_in(value, low: float, high: float) -> bool:
+    """``value`` is a real number (not a bool, not text) from ``low`` to ``high``."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= float(value) <= high
 
 
 @dataclass
