@@ -1,8 +1,8 @@
 """Emotify against the fer peer on the same crops: FER-2013 PrivateTest and in-the-wild photos (muxspace_dev).
 
 - PrivateTest (3,589 faces): the 48x48 files are the crops, given to both models as they are (one
-  crop, as the product scores face crops with ``detect="never"``), and in the views a detecting step
-  cuts of a whole picture (margins 0 -/+ the spread, each mirrored), the same squares for both.
+  crop, as the product scores face crops with ``detect="never"``), and in the product's views of a
+  face crop (``views_on_crops``: margins 0 -/+ the spread, each mirrored), the same squares for both.
 - muxspace_dev (2,156 photos): the product path finds and crops each photo's biggest face
   (:meth:`emotify_ml.scoring.FrameStep.locate`: YuNet, eye alignment, the default margin, and the
   product's views: margins around it, mirrored); Emotify classifies exactly those crops, and the peer
@@ -63,8 +63,8 @@ def privatetest_crops(root, model):
     """(peer views, product views (N, V, 48, 48), labels, counts) of the 48x48 PrivateTest files.
 
     One view, the file itself, is how the product scores face crops (``detect="never"``); the V views
-    are those a detecting step cuts of a whole picture (margins 0 -/+ the spread, mirrored), as
-    ``detect="auto"`` scores a picture in which it finds no face. The peer gets the same squares.
+    are how it scores them with ``views_on_crops`` (margins 0 -/+ the spread of the picture, mirrored;
+    also how ``detect="auto"`` scores a picture in which it finds no face). The peer gets the same squares.
     """
     import cv2
 
@@ -73,7 +73,7 @@ def privatetest_crops(root, model):
     from emotify_ml.photo_evaluation import make_frame_step
 
     test = load_fer2013(root).split(TEST)
-    step = make_frame_step(model, detect="auto")
+    step = make_frame_step(model, detect="never", views_on_crops=True)
     whole = np.array([[0, 0, test.images.shape[2], test.images.shape[1]]], np.float32)
     crops = np.concatenate([step.views(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), whole, 0.0) for face in test.images])
     assert np.array_equal(crops[:, 0], test.images)  # the first view is the file itself

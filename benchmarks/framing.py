@@ -134,6 +134,8 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are);
     ``live_one_look`` is the live path without the detector's second look (``retry_size=None``);
     ``live_one_crop`` is the live path with one crop a face (:data:`ONE_CROP`: no views).
+    ``crops`` scores each face as its crop (one view, as ``detect="never"`` does); ``crops_views`` in
+    the views too (``views_on_crops``).
     Each face is followed by ``blank_frames`` faceless frames (not counted), more than the tracker's
     ``max_missed``, so no track carries from one face to the next (two people, not one).
     ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
@@ -144,9 +146,10 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
 
     out = {"n_faces": int(len(faces)), "frames_per_face": frames_per_face, "frame": "640x480, face 200 px, jitter 2 px, "
            "noise 4", "blank_frames_between_faces": blank_frames, "crops": None, "live": {}}
-    crops = make_frame_step(model, detect="never")
-    pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
-    out["crops"] = {"accuracy": float(np.mean(pred == labels))}
+    for key, settings in (("crops", {}), ("crops_views", {"views_on_crops": True})):
+        crops = make_frame_step(model, detect="never", **settings)
+        pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
+        out[key] = {"accuracy": float(np.mean(pred == labels)), "views": views_of(crops)}
     n, period = len(faces) * frames_per_face, frames_per_face + blank_frames
     variants = [("live", True, {}), ("frames_alone", False, {}), ("live_one_look", True, {"retry_size": None}),
                 ("live_one_crop", True, ONE_CROP)]
@@ -169,6 +172,7 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
                 "face_found": found / n,
                 "accuracy_found": correct / max(found, 1),
                 "align": align, "gap_to_crops_points": 100 * (correct / n - out["crops"]["accuracy"]),
+                "gap_to_crops_views_points": 100 * (correct / n - out["crops_views"]["accuracy"]),
                 "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
     return out
 
@@ -338,7 +342,7 @@ def effect(args) -> int:
     clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, args.seed), args.margins, seed=args.seed)
     result["clip"] = clip
     print(f"\nclip of {clip['n_faces']} PublicTest faces x {clip['frames_per_face']} frames: crops "
-          f"{clip['crops']['accuracy']:.3f}")
+          f"{clip['crops']['accuracy']:.3f} (in views: {clip['crops_views']['accuracy']:.3f})")
     for key, what in (("live", "live path (stream)"), ("frames_alone", "frames alone"),
                       ("live_one_look", "live path, one look"), ("live_one_crop", "live path, one crop")):
         for margin, r in clip[key].items():

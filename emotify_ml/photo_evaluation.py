@@ -62,7 +62,7 @@ class PhotoScores:
 
 def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
                     crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
-                    detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
+                    views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
                     score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size):
     """The checked :class:`~emotify_ml.scoring.ScoringOptions` of these settings (``ValueError`` for a bad one).
 
@@ -72,6 +72,7 @@ def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, a
     Cheap (no detector is made), so a caller can check settings before it starts anything.
     """
     return ScoringOptions(detect=detect, margin=margin, align=bool(align), crop_spread=crop_spread, mirror=mirror,
+                          views_on_crops=views_on_crops,
                           detector=DetectorOptions(kind=detector, det_size=det_size,
                                                    score_threshold=float(score_threshold),
                                                    retry_size=retry_size)).check()
@@ -86,7 +87,7 @@ def make_frame_step(model, **settings):
 
 def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
                  crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
-                 detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
+                 views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
                  score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size,
                  progress: bool = False) -> PhotoScores:
     """Score every photo of ``photos`` with ``model`` through :func:`make_frame_step`.
@@ -96,13 +97,13 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
     photos : :class:`emotify_ml.data.photos.PhotoSet`
     model : object with ``predict_proba(faces) -> (N, 7)``
         E.g. :func:`emotify_ml.load_emotion_model`'s result.
-    detect, margin, align, crop_spread, mirror, detector, det_size, score_threshold, retry_size
+    detect, margin, align, crop_spread, mirror, views_on_crops, detector, det_size, score_threshold, retry_size
         As live and batch scoring take them.
     progress : bool
         Show a progress bar (tqdm) on stderr.
     """
     settings = {"detect": detect, "margin": margin, "align": bool(align), "crop_spread": crop_spread,
-                "mirror": mirror, "detector": detector,
+                "mirror": mirror, "views_on_crops": views_on_crops, "detector": detector,
                 "det_size": det_size, "score_threshold": float(score_threshold), "retry_size": retry_size}
     step = make_frame_step(model, **settings)
     settings.update(margin=float(margin), crop_spread=float(crop_spread))  # checked: numbers

@@ -70,7 +70,7 @@ def evaluate_photos(cfg: DictConfig) -> dict:
     identity = model_identity(model)
     scoring = config["scoring"]
     defaults = ScoringOptions()
-    for key in ("margin", "crop_spread", "mirror"):  # logged as used
+    for key in ("margin", "crop_spread", "mirror", "views_on_crops"):  # logged as used
         scoring[key] = getattr(defaults, key) if scoring.get(key) is None else scoring[key]
     options = scoring_options(**scoring)  # a bad setting is one line before any run is opened, not a FAILED run
     scoring.update(margin=float(options.margin), crop_spread=float(options.crop_spread))

@@ -82,6 +82,7 @@ def test_options_hold_the_defaults_and_check_values():
                        (ScoringOptions(crop_spread=None), "crop_spread must be a number in"),
                        (ScoringOptions(margin="0"), "margin must be in"),
                        (ScoringOptions(mirror="yes"), "mirror must be true or false"),
+                       (ScoringOptions(views_on_crops=1), "views_on_crops must be true or false; got 1"),
                        (StreamOptions(tracking=TrackingOptions(iou_threshold=2)), "iou_threshold")]:
         with pytest.raises(ValueError, match=match):
             bad.check()
@@ -204,7 +205,8 @@ def test_each_face_is_scored_in_views_of_three_margins_and_their_mirror_images()
 
 @pytest.mark.parametrize("options, offsets, mirror", [
     ({"crop_spread": 0.0, "mirror": False}, (0.0,), False), ({"crop_spread": 0.0}, (0.0,), True),
-    ({"mirror": False}, (0.0, -0.05, 0.05), False), ({"detect": "never"}, (0.0,), False)])
+    ({"mirror": False}, (0.0, -0.05, 0.05), False), ({"detect": "never"}, (0.0,), False),
+    ({"detect": "never", "views_on_crops": True}, (0.0, -0.05, 0.05), True)])
 def test_views_follow_the_options_and_crops_given_are_scored_once(options, offsets, mirror):
     step = step_with([[100, 100, 120, 120]], **options)
     assert step.view_offsets == offsets and step.mirror is mirror and step.n_views == len(offsets) * (1 + mirror)

@@ -15,7 +15,8 @@ Batch scoring classifies the crops of many pictures in one call: :meth:`FrameSte
 
 In a detecting step (``detect`` auto or always) every face is scored in several views
 (:attr:`FrameStep.n_views`): cropped at its margin and at that margin -/+ ``crop_spread``, each also
-mirrored; ``classify`` averages the model's probabilities over a face's views.
+mirrored; ``classify`` averages the model's probabilities over a face's views. Face crops given as
+pictures (``detect="never"``) are scored once, unless ``views_on_crops``.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ class FrameStep:
     view_offsets : tuple of float
         Each face is cropped at its margin plus each of these: ``(0, -crop_spread, +crop_spread)``
         (``(0,)`` for ``crop_spread`` 0, and under ``detect="never"``, where each picture is already a
-        face crop). A detected face's margin is ``options.margin``; a whole picture's (``detect="auto"``
-        finding no face in a picture) is 0.
+        face crop, unless ``options.views_on_crops``). A detected face's margin is ``options.margin``;
+        a whole picture's (``detect="never"``, or ``"auto"`` finding no face in a picture) is 0.
     mirror : bool
-        Each crop is also scored mirrored (``options.mirror``; False under ``detect="never"``).
+        Each crop is also scored mirrored (``options.mirror``; False under ``detect="never"`` unless
+        ``options.views_on_crops``).
     n_views : int
         Crops per face: ``len(view_offsets)``, doubled by ``mirror``.
     """
@@ -85,7 +87,7 @@ class FrameStep:
         filters = det.kind == "yunet" and reports_faint and det.detect_threshold < det.score_threshold
         self.new_face_threshold = float(det.score_threshold) if filters else None
         self.class_names = EMOTIONS
-        crops_given = self.options.detect == "never"
+        crops_given = self.options.detect == "never" and not self.options.views_on_crops
         spread = 0.0 if crops_given else float(self.options.crop_spread)
         self.view_offsets = (0.0, -spread, spread) if spread else (0.0,)
         self.mirror = bool(self.options.mirror) and not crops_given
