@@ -128,7 +128,11 @@ def main(argv=None) -> int:
                              "current model")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     parser.add_argument("--out", default=str(RESULTS / "backbone_ablation.json"))
+    parser.add_argument("--one-crop", action="store_true",
+                        help="compare evaluations that scored one crop a face (those made before the views, or with "
+                             "scoring.crop_spread=0 scoring.mirror=false) instead of the product's six views")
     args = parser.parse_args(argv)
+    views = (0.0, False) if args.one_crop else product_views()
 
     import mlflow
 
@@ -141,10 +145,12 @@ def main(argv=None) -> int:
         if not sep or not uri:
             parser.error(f"--row {spec!r}: expected LABEL=URI")
         splits, _, backbone = model_metrics(client, uri)
-        mux = muxspace_metrics(client, uri)
+        mux = muxspace_metrics(client, uri, views)
         if mux is None:
-            parser.error(f"--row {label}: no finished evaluation of {uri} in {MUX_EXPERIMENT}; run pipelines.evaluate "
-                         f"model={uri} data.root=../shared/data/muxspace_dev first")
+            parser.error(f"--row {label}: no finished evaluation of {uri} in {MUX_EXPERIMENT} scored with crop_spread "
+                         f"{views[0]}, mirror {views[1]}; run pipelines.evaluate model={uri} "
+                         f"data.root=../shared/data/muxspace_dev first" + ("" if args.one_crop else
+                                                                           " (or pass --one-crop)"))
         row = {"step": label, "model": uri, "backbone": backbone, **splits, "muxspace_dev": mux,
                "training": backbone_training(client, backbone)}
         row["rule"] = rule(row["publictest"]["accuracy"], mux["macro_f1"])

@@ -223,8 +223,10 @@ def crop_faces(frame: np.ndarray, boxes, margin=DEFAULT_MARGIN, size: int = FACE
     if eyes is not None and len(eyes) != len(boxes):
         raise InputError(f"eyes must give one (2, 2) pair per box; got {len(eyes)} for {len(boxes)} boxes")
     pairs = eyes if eyes is not None else [None] * len(boxes)
-    if margins is None:
-        return np.stack([to_grey_square(crop_face(frame, b, margin, e), size) for b, e in zip(boxes, pairs)])
+    if margins is None or len(margins) == 1:  # one margin: no widest crop to share
+        one = np.stack([to_grey_square(crop_face(frame, b, margin if margins is None else margins[0], e), size)
+                        for b, e in zip(boxes, pairs)])
+        return one if margins is None else one[:, None]
     return np.stack([crop_views(frame, b, margins, size, e) for b, e in zip(boxes, pairs)])
 
 
