@@ -227,7 +227,7 @@ class BatchOptions(ScoringOptions):
     """Everything a batch run needs, from the config to the engines: one typed object.
 
     The scoring fields (``detect``, ``detector``, ``margin``, ``align``, ``crop_spread``, ``mirror``,
-    ``runtime``) are those of :class:`~emotify_ml.scoring.options.ScoringOptions`;
+    ``views_on_crops``, ``runtime``) are those of :class:`~emotify_ml.scoring.options.ScoringOptions`;
     ``python -m pipelines.score_batch`` builds this object directly from its composed config
     (``experiments/score_batch.yaml``). Plain values,
     so it travels to Spark executors.

@@ -62,7 +62,8 @@ class PhotoScores:
 
 def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
                     crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
-                    views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
+                    views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind,
+                    det_size: int | None = _DETECTOR.det_size,
                     score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size):
     """The checked :class:`~emotify_ml.scoring.ScoringOptions` of these settings (``ValueError`` for a bad one).
 
@@ -87,7 +88,8 @@ def make_frame_step(model, **settings):
 
 def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
                  crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
-                 views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind, det_size: int | None = _DETECTOR.det_size,
+                 views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind,
+                 det_size: int | None = _DETECTOR.det_size,
                  score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size,
                  progress: bool = False) -> PhotoScores:
     """Score every photo of ``photos`` with ``model`` through :func:`make_frame_step`.

@@ -166,7 +166,7 @@ class FrameStep:
         return [float(margin) + offset for offset in self.view_offsets]
 
     def views(self, frame: np.ndarray, boxes, margin: float, eyes=None) -> np.ndarray:
-        """(N, V, S, S) grey crops of ``boxes``: at each of :meth:`view_margins`, then the same mirrored (:attr:`mirror`).
+        """(N, V, S, S) grey crops of ``boxes``: at each of :meth:`view_margins`, then mirrored (:attr:`mirror`).
 
         What :meth:`locate` cuts for the faces it finds (``margin``: ``options.margin``; whole pictures: 0).
         """
