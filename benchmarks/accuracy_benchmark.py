@@ -111,8 +111,9 @@ def photo_crops(root, model):
 
 
 def views_of(step) -> dict:
-    """How ``step`` cuts each face: views a face, their margin offsets, mirroring."""
-    return {"n_views": step.n_views, "view_offsets": list(step.view_offsets), "mirror": step.mirror}
+    """How a frame step cuts each face: its margin, the views' offsets from it, mirroring, crops a face."""
+    return {"margin": float(step.options.margin), "offsets": list(step.view_offsets), "mirror": step.mirror,
+            "n_views": step.n_views}
 
 
 def mean_of_views(predict_proba, views) -> np.ndarray:

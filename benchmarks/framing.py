@@ -48,14 +48,12 @@ RESULTS = REPO / "benchmarks" / "results"
 
 from accuracy_benchmark import write_json  # noqa: E402 - a sibling script
 
-ONE_CROP = {"crop_spread": 0.0, "mirror": False}
-"""Scoring settings of one crop a face (the frame step's views off)."""
+from accuracy_benchmark import views_of  # noqa: E402
 
+from emotify_ml.scoring.options import ONE_CROP  # noqa: E402
 
-def views_of(step) -> dict:
-    """How a frame step crops each face: view offsets, mirroring and crops a face."""
-    return {"margin": float(step.options.margin), "offsets": list(step.view_offsets), "mirror": step.mirror,
-            "n_views": step.n_views}
+CLIP_FRAMES_PER_FACE, CLIP_BLANK_FRAMES = 5, 12
+"""The clip of :func:`clip_effect` and ``--views``: frames each face is held, faceless frames after it."""
 
 
 def measure(faces: np.ndarray, *, scale: int = 4, pad: float = 0.5, detector=None) -> dict[str, np.ndarray]:
@@ -125,15 +123,15 @@ def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> d
     return out
 
 
-def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed: int = 0, align: bool = True,
-                blank_frames: int = 12) -> dict:
+def clip_effect(model, faces, labels, margins, *, frames_per_face: int = CLIP_FRAMES_PER_FACE, seed: int = 0,
+                align: bool = True, blank_frames: int = CLIP_BLANK_FRAMES) -> dict:
     """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops.
 
     The live path is the live loop's :class:`~emotify_ml.scoring.Stream` (tracks: a face whose detector
     score dips below the threshold for a moment keeps its box), scored on each frame's raw probabilities;
     ``frames_alone`` is the same frame step without a stream (each frame on its own, as photos are);
     ``live_one_look`` is the live path without the detector's second look (``retry_size=None``);
-    ``live_one_crop`` is the live path with one crop a face (:data:`ONE_CROP`: no views).
+    ``live_one_crop`` is the live path with one crop a face (``ONE_CROP``: no views).
     ``crops`` scores each face as its crop (one view, as ``detect="never"`` does); ``crops_views`` in
     the views too (``views_on_crops``).
     Each face is followed by ``blank_frames`` faceless frames (not counted), more than the tracker's
@@ -147,9 +145,7 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
     out = {"n_faces": int(len(faces)), "frames_per_face": frames_per_face, "frame": "640x480, face 200 px, jitter 2 px, "
            "noise 4", "blank_frames_between_faces": blank_frames, "crops": None, "live": {}}
     for key, settings in (("crops", {}), ("crops_views", {"views_on_crops": True})):
-        crops = make_frame_step(model, detect="never", **settings)
-        pred = np.array([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
-        out[key] = {"accuracy": float(np.mean(pred == labels)), "views": views_of(crops)}
+        out[key] = crop_accuracy(model, faces, labels, **settings)
     n, period = len(faces) * frames_per_face, frames_per_face + blank_frames
     variants = [("live", True, {}), ("frames_alone", False, {}), ("live_one_look", True, {"retry_size": None}),
                 ("live_one_crop", True, ONE_CROP)]
@@ -175,6 +171,15 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = 5, seed
                 "gap_to_crops_views_points": 100 * (correct / n - out["crops_views"]["accuracy"]),
                 "gap_found_points": 100 * (correct / max(found, 1) - out["crops"]["accuracy"])}
     return out
+
+
+def crop_accuracy(model, faces, labels, **settings) -> dict:
+    """Accuracy of the grey ``faces`` given as face crops (``detect="never"``, the frame step's ``settings``)."""
+    from emotify_ml.photo_evaluation import make_frame_step
+
+    step = make_frame_step(model, detect="never", **settings)
+    pred = np.array([step.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() for f in faces])
+    return {"accuracy": float(np.mean(pred == labels)), "views": views_of(step)}
 
 
 def clip_faces(root, per_class: int, seed: int):
@@ -263,7 +268,6 @@ def views(args) -> int:
     from emotify_ml.io.synthetic import synthetic_frames
     from emotify_ml.labels import EMOTION_TO_INDEX
     from emotify_ml.models import load_emotion_model
-    from emotify_ml.photo_evaluation import make_frame_step
 
     model = load_emotion_model(args.model)
     margin = DEFAULT_MARGIN
@@ -278,10 +282,8 @@ def views(args) -> int:
     clips = {}
     for seed in args.view_seeds:
         faces, labels = clip_faces(args.root, args.clip_per_class, seed)
-        crops = make_frame_step(model, detect="never")
-        crop_acc = float(np.mean([crops.score(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)).probabilities[0].argmax() == y
-                                  for f, y in zip(faces, labels)]))
-        fpf, blank = 5, 12
+        crop_acc = crop_accuracy(model, faces, labels)["accuracy"]
+        fpf, blank = CLIP_FRAMES_PER_FACE, CLIP_BLANK_FRAMES
         frames = [(f, False) for k, f in enumerate(synthetic_frames(faces, frames_per_face=fpf, face_px=200, seed=seed,
                                                                       blank_frames=blank)) if k % (fpf + blank) < fpf]
         f_found, f_proba = view_probabilities(model, frames, margin)

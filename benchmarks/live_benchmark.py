@@ -46,6 +46,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
+from emotify_ml.scoring.options import ONE_CROP  # noqa: E402 - after the path above
+
 def make_clip(path: Path, n_faces: int = 10, frames_per_face: int = 30, faces_per_frame: int = 1) -> Path:
     """Write the default benchmark clip from the bundled sample's test faces that YuNet finds."""
     from emotify_ml.io.synthetic import synthetic_frames, write_video
@@ -353,9 +355,6 @@ def startup(rounds: int, workdir: Path, model=None) -> list[dict]:
                   f"peak {rows[-1]['peak_rss_mib']:.0f} MiB", flush=True)
     return rows
 
-
-ONE_CROP = {"crop_spread": 0.0, "mirror": False}
-"""Scoring options of one crop a face (``--crop-spread 0 --no-mirror``): the frame step's views off."""
 
 LIVE_CONFIGS = (
     # name, clip, stream options, pose_every (None: no actions), scoring options (beyond the defaults)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class PhotoScores:
     boxes : (N, 4) float, the chosen face's box ``x, y, w, h`` (NaN where none)
     n_faces : (N,) int, faces found in each photo
     seconds : float, wall-clock time of the scoring
-    settings : dict, how the photos were scored (detect, margin, align, detector)
+    settings : dict, how the photos were scored (the frame step's checked ``ScoringOptions``, as a dict)
     """
 
     photos: object
@@ -86,12 +86,7 @@ def make_frame_step(model, **settings):
     return FrameStep(model, options=scoring_options(**settings))
 
 
-def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
-                 crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
-                 views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind,
-                 det_size: int | None = _DETECTOR.det_size,
-                 score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size,
-                 progress: bool = False) -> PhotoScores:
+def score_photos(photos, model, *, progress: bool = False, **settings) -> PhotoScores:
     """Score every photo of ``photos`` with ``model`` through :func:`make_frame_step`.
 
     Parameters
@@ -99,16 +94,13 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
     photos : :class:`emotify_ml.data.photos.PhotoSet`
     model : object with ``predict_proba(faces) -> (N, 7)``
         E.g. :func:`emotify_ml.load_emotion_model`'s result.
-    detect, margin, align, crop_spread, mirror, views_on_crops, detector, det_size, score_threshold, retry_size
-        As live and batch scoring take them.
     progress : bool
         Show a progress bar (tqdm) on stderr.
+    **settings
+        The keywords of :func:`scoring_options` (``detect``, ``margin``, ``crop_spread``, the detector's ...),
+        as live and batch scoring take them; their defaults are the product path's.
     """
-    settings = {"detect": detect, "margin": margin, "align": bool(align), "crop_spread": crop_spread,
-                "mirror": mirror, "views_on_crops": views_on_crops, "detector": detector,
-                "det_size": det_size, "score_threshold": float(score_threshold), "retry_size": retry_size}
     step = make_frame_step(model, **settings)
-    settings.update(margin=float(margin), crop_spread=float(crop_spread))  # checked: numbers
     n = len(photos)
     proba = np.full((n, len(EMOTIONS)), np.nan)
     boxes = np.full((n, 4), np.nan)
@@ -125,7 +117,7 @@ def score_photos(photos, model, *, detect: str = "always", margin: float = DEFAU
         if len(faces.boxes):
             k = int(np.argmax(faces.boxes[:, 2] * faces.boxes[:, 3]))  # the biggest face is the photo's subject
             proba[i], boxes[i] = faces.probabilities[k], faces.boxes[k]
-    return PhotoScores(photos, proba, boxes, n_faces, time.perf_counter() - t0, settings)
+    return PhotoScores(photos, proba, boxes, n_faces, time.perf_counter() - t0, asdict(step.options))
 
 
 def photo_report(scores: PhotoScores) -> dict:

@@ -34,6 +34,9 @@ rule's 0.005, and 1.6 on the clips). Without mirroring 0.05 is 59.7 % / 0.392 an
 MAX_CROP_SPREAD = 0.25
 """Largest :attr:`ScoringOptions.crop_spread`: the tightest view keeps half the box (``margin`` 0)."""
 
+ONE_CROP = {"crop_spread": 0.0, "mirror": False}
+""":class:`ScoringOptions` settings of one crop a face, the views off (live ``--crop-spread 0 --no-mirror``)."""
+
 DETECT_MODES = ("auto", "always", "never")
 """``always``: faces come from the detector only. ``never``: each picture (or frame) is one face,
 as for already-cropped faces like FER-2013's 48x48 files. ``auto``: the detector, and the whole
