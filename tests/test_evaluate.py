@@ -90,6 +90,7 @@ def test_cli_error_is_one_line(tmp_path):
     ("scoring.crop_spread=wide", "crop_spread must be a number in [0, 0.25] (a fraction of the face box; 0: the "
                                  "margin alone); got 'wide'"),
     ("scoring.mirror=maybe", "mirror must be true or false; got 'maybe'"),
+    ("scoring.views_on_crops=maybe", "views_on_crops must be true or false; got 'maybe'"),
 ])
 def test_a_bad_scoring_setting_is_one_line_and_opens_no_run(tmp_path, override, says):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -60,6 +60,9 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, model_dir):
     proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "crop_spread=-0.1", f"model={model_dir}", tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == ("error: crop_spread must be a number in [0, 0.25] (a "
                                                             "fraction of the face box; 0: the margin alone); got -0.1")
+    proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "views_on_crops=maybe", f"model={model_dir}", tmp=tmp_path)
+    (line,) = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and line.startswith("error: ") and "views_on_crops" in line and "not a valid bool" in line
     assert not (tmp_path / "out").exists()
 
 
