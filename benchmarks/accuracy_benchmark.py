@@ -59,8 +59,10 @@ def metrics(y_true, proba) -> dict:
     return out
 
 
-def privatetest_crops(root, model):
+def fer_test_crops(root, model, usage=None):
     """(peer views, product views (N, V, 48, 48), labels, counts) of the 48x48 PrivateTest files.
+
+    ``usage`` names another FER-2013 split (``emotify_ml.labels.VALIDATION``: PublicTest) to cut instead.
 
     One view, the file itself, is how the product scores face crops (``detect="never"``); the V views
     are how it scores them with ``views_on_crops`` (margins 0 -/+ the spread of the picture, mirrored;
@@ -72,7 +74,7 @@ def privatetest_crops(root, model):
     from emotify_ml.labels import TEST
     from emotify_ml.photo_evaluation import make_frame_step
 
-    test = load_fer2013(root).split(TEST)
+    test = load_fer2013(root).split(usage or TEST)
     step = make_frame_step(model, detect="never", views_on_crops=True)
     whole = np.array([[0, 0, test.images.shape[2], test.images.shape[1]]], np.float32)
     crops = np.concatenate([step.views(cv2.cvtColor(face, cv2.COLOR_GRAY2BGR), whole, 0.0) for face in test.images])
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     first = next(iter(models.values()))
     for name in args.sets:
         t0 = time.perf_counter()
-        full, crops, labels, counts = (privatetest_crops(args.fer_root, first) if name == "privatetest"
+        full, crops, labels, counts = (fer_test_crops(args.fer_root, first) if name == "privatetest"
                                        else photo_crops(args.photos, first))
         rows = {}
         views = f"{counts['n_views']} views"  # both models on the product's views and on the one crop (the first)

@@ -1,5 +1,6 @@
-"""The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py) and the
-evaluations the backbone ablation reads (benchmarks/backbone_ablation.py)."""
+"""The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py), the
+evaluations the backbone ablation reads (benchmarks/backbone_ablation.py) and the crops' light normalisations
+(benchmarks/scoring_variants.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import framing  # noqa: E402
 import head_balance  # noqa: E402
+import scoring_variants  # noqa: E402
 
 
 def test_measure_maps_the_box_back_to_the_48px_face(sample_data):
@@ -76,3 +78,30 @@ def test_the_ablation_knows_a_model_folder_by_the_run_it_came_from(tmp_path, cop
     evaluation("runs:/abc123/model", "runs:/abc123/model", 0.36, 4000, views=False)
     assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.38
     assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model", views=(0.0, False))["macro_f1"] == 0.36
+
+
+def test_light_normalisations_of_crops_in_views():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(40, 120, size=(3, 6, 48, 48), dtype=np.uint8)  # dim, low-contrast faces in six views
+    light = {"mean": 129.5, "std": 54.1}
+    assert scoring_variants.normalise(crops, "none", **light) is crops
+    for how in ("standardise", "equalise", "clahe"):
+        out = scoring_variants.normalise(crops, how, **light)
+        assert out.shape == crops.shape and out.dtype == np.uint8
+        assert out.std() > crops.std()  # each spreads the crops' grey levels
+    out = scoring_variants.normalise(crops, "standardise", **light).astype(float)
+    assert abs(out[1, 2].mean() - 129.5) < 1.0 and abs(out[1, 2].std() - 54.1) < 1.0  # crop by crop
+    with pytest.raises(ValueError, match="expected one of none, standardise"):
+        scoring_variants.normalise(crops, "gamma", **light)
+
+
+def test_views_combined_by_their_geometric_mean():
+    views = np.array([[[0.5, 0.5, 0.0], [0.5, 0.25, 0.25]]])  # one face, two views
+    np.testing.assert_allclose(views.mean(axis=1), [[0.5, 0.375, 0.125]])
+    out = scoring_variants.geometric_mean(views)
+    # sqrt(.25), sqrt(.125), ~0 renormalised: a view that rules a class out keeps it out
+    np.testing.assert_allclose(out, [[0.5 / (0.5 + 0.125 ** 0.5), 0.125 ** 0.5 / (0.5 + 0.125 ** 0.5), 0.0]], atol=1e-5)
+    calls = []
+    crops = np.zeros((3, 6, 48, 48), np.uint8)
+    got = scoring_variants.per_view(lambda x: calls.append(len(x)) or np.tile([[1.0, 0.0]], (len(x), 1)), crops)
+    assert calls == [18] and got.shape == (3, 6, 2)  # every view of every face in one call
