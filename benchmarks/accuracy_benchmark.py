@@ -60,9 +60,9 @@ def metrics(y_true, proba) -> dict:
 
 
 def fer_test_crops(root, model, usage=None):
-    """(peer views, product views (N, V, 48, 48), labels, counts) of the 48x48 PrivateTest files.
+    """(peer views, product views (N, V, 48, 48), labels, counts) of a FER-2013 test split's 48x48 files.
 
-    ``usage`` names another FER-2013 split (``emotify_ml.labels.VALIDATION``: PublicTest) to cut instead.
+    PrivateTest, unless ``usage`` names another split (``emotify_ml.labels.VALIDATION``: PublicTest).
 
     One view, the file itself, is how the product scores face crops (``detect="never"``); the V views
     are how it scores them with ``views_on_crops`` (margins 0 -/+ the spread of the picture, mirrored;

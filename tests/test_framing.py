@@ -1,6 +1,6 @@
 """The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py), the
-evaluations the backbone ablation reads (benchmarks/backbone_ablation.py) and the crops' light normalisations
-(benchmarks/scoring_variants.py)."""
+evaluations the backbone ablation reads (benchmarks/backbone_ablation.py) and the scoring variants
+(benchmarks/scoring_variants.py: the crops' light, the views' geometric mean)."""
 
 from __future__ import annotations
 
