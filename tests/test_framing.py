@@ -1,6 +1,7 @@
 """The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py), the
-evaluations the backbone ablation reads (benchmarks/backbone_ablation.py) and the scoring variants
-(benchmarks/scoring_variants.py: the crops' light, the views' geometric mean)."""
+evaluations the backbone ablation reads (benchmarks/backbone_ablation.py), the scoring variants
+(benchmarks/scoring_variants.py: the crops' light, the views' geometric mean) and the head fitted on views
+(benchmarks/views_head.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import framing  # noqa: E402
 import head_balance  # noqa: E402
 import scoring_variants  # noqa: E402
+import views_head  # noqa: E402
 
 
 def test_measure_maps_the_box_back_to_the_48px_face(sample_data):
@@ -105,3 +107,14 @@ def test_views_combined_by_their_geometric_mean():
     crops = np.zeros((3, 6, 48, 48), np.uint8)
     got = scoring_variants.per_view(lambda x: calls.append(len(x)) or np.tile([[1.0, 0.0]], (len(x), 1)), crops)
     assert calls == [18] and got.shape == (3, 6, 2)  # every view of every face in one call
+
+
+def test_one_view_of_each_face_drawn_at_random():
+    views = np.arange(4 * 6).reshape(4, 6, 1, 1) * np.ones((1, 1, 2, 2))  # face i, view v holds 6 i + v
+    picked = views_head.one_view_each(views, np.random.default_rng(0))
+    assert picked.shape == (4, 2, 2)
+    assert [int(p[0, 0]) // 6 for p in picked] == [0, 1, 2, 3]  # one view of each face, in order
+    again = views_head.one_view_each(views, np.random.default_rng(0))
+    np.testing.assert_array_equal(picked, again)  # seeded
+    many = views_head.one_view_each(np.repeat(views[:1], 600, axis=0), np.random.default_rng(1))
+    assert len(np.unique(many[:, 0, 0])) == 6  # every view can be drawn
