@@ -28,14 +28,41 @@ RESULTS = REPO / "benchmarks" / "results"
 SHARED = REPO.parent / "shared"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+HEAD_COLUMNS = [("publictest", "accuracy"), ("publictest", "macro_f1"), ("muxspace_dev", "accuracy"),
+                ("muxspace_dev", "macro_f1"), ("muxspace_dev", "recall_disgust"), ("muxspace_dev", "recall_surprise"),
+                ("muxspace_dev", "neutral_as_angry"), ("privatetest", "accuracy"), ("privatetest", "macro_f1")]
+"""The columns of a heads table: (set, metric)."""
+
+
+def embedder(features, batch: int = 2048):
+    """``embed(faces)``: the model's feature steps (backbone embedding -> scaler) on ``faces``, ``batch`` at a time."""
+    def embed(faces):
+        return np.concatenate([features.transform(faces[i:i + batch]) for i in range(0, len(faces), batch)])
+    return embed
+
+
+def print_heads(rows: list[dict], chosen: dict) -> None:
+    """Print the heads' rows (``head``, ``rule`` and the :data:`HEAD_COLUMNS`) as a table, the chosen one marked."""
+    print("| head | rule | " + " | ".join(f"{s} {m}" for s, m in HEAD_COLUMNS) + " |\n|---|---:|"
+          + "---:|" * len(HEAD_COLUMNS))
+    for r in rows:
+        print(f"| {r['head']}{' **chosen**' if r is chosen else ''} | {r['rule']:.4f} | "
+              + " | ".join(f"{r[s][m]:.3f}" for s, m in HEAD_COLUMNS) + " |")
+
+
+def head_parser(description: str, out_name: str) -> argparse.ArgumentParser:
+    """The arguments of a heads benchmark: the model, the data, the seed and where the JSON goes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default=None)
     parser.add_argument("--fer-root", default=str(SHARED / "data" / "fer2013"))
     parser.add_argument("--photos", default=str(SHARED / "data" / "muxspace_dev"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(RESULTS / "camera_head.json"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default=str(RESULTS / out_name))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = head_parser(__doc__.splitlines()[0], "camera_head.json").parse_args(argv)
 
     from accuracy_benchmark import metrics, photo_crops, write_json
     from head_balance import choose, rule
@@ -50,9 +77,7 @@ def main(argv=None) -> int:
     model = load_emotion_model(args.model, runtime="keras")
     features, head = model.estimator[:-1], model.estimator[-1]
 
-    def embed(faces):
-        return np.concatenate([features.transform(faces[i:i + 2048]) for i in range(0, len(faces), 2048)])
-
+    embed = embedder(features)
     data = load_fer2013(args.fer_root)
     train, val, test = data.split(TRAIN), data.split(VALIDATION), data.split(TEST)
     _, mux_crops, mux_labels, counts = photo_crops(args.photos, model)
@@ -73,13 +98,7 @@ def main(argv=None) -> int:
                          ("train + camera copies, balanced", {"class_weight": "balanced"})):
         rows.append(row(name, make_svm(random_state=args.seed, **kwargs).fit(np.r_[x_train, x_camera], y2)))
     chosen = choose(rows)
-    cols = [("publictest", "accuracy"), ("publictest", "macro_f1"), ("muxspace_dev", "accuracy"),
-            ("muxspace_dev", "macro_f1"), ("muxspace_dev", "recall_disgust"), ("muxspace_dev", "recall_surprise"),
-            ("muxspace_dev", "neutral_as_angry"), ("privatetest", "accuracy"), ("privatetest", "macro_f1")]
-    print("| head | rule | " + " | ".join(f"{s} {m}" for s, m in cols) + " |\n|---|---:|" + "---:|" * len(cols))
-    for r in rows:
-        print(f"| {r['head']}{' **chosen**' if r is chosen else ''} | {r['rule']:.4f} | "
-              + " | ".join(f"{r[s][m]:.3f}" for s, m in cols) + " |")
+    print_heads(rows, chosen)
     write_json({"model": str(model.source), "muxspace_dev": counts, "chosen": chosen["head"], "rows": rows}, args.out)
     return 0
 

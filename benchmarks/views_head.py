@@ -17,17 +17,13 @@ Prints a table and writes ``benchmarks/results/views_head.json``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-RESULTS = REPO / "benchmarks" / "results"
-SHARED = REPO.parent / "shared"
 
 
 def one_view_each(views: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -36,13 +32,9 @@ def one_view_each(views: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--fer-root", default=str(SHARED / "data" / "fer2013"))
-    parser.add_argument("--photos", default=str(SHARED / "data" / "muxspace_dev"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(RESULTS / "views_head.json"))
-    args = parser.parse_args(argv)
+    from camera_head import embedder, head_parser, print_heads
+
+    args = head_parser(__doc__.splitlines()[0], "views_head.json").parse_args(argv)
 
     from accuracy_benchmark import fer_test_crops, metrics, photo_crops, write_json
     from head_balance import choose, rule
@@ -56,9 +48,7 @@ def main(argv=None) -> int:
     model = load_emotion_model(args.model, runtime="keras")
     features, head = model.estimator[:-1], model.estimator[-1]
 
-    def embed(faces):
-        return np.concatenate([features.transform(faces[i:i + 2048]) for i in range(0, len(faces), 2048)])
-
+    embed = embedder(features)
     sets = {"publictest": fer_test_crops(args.fer_root, model, VALIDATION),
             "muxspace_dev": photo_crops(args.photos, model),
             "privatetest": fer_test_crops(args.fer_root, model, TEST)}
@@ -72,7 +62,7 @@ def main(argv=None) -> int:
     def row(name, estimator):
         r = {"head": name}
         for s, (x, y) in sets.items():
-            r[s] = metrics(y, per_view(lambda e: estimator.predict_proba(e), x).mean(axis=1))
+            r[s] = metrics(y, per_view(estimator.predict_proba, x).mean(axis=1))
         r["rule"] = rule(r["publictest"]["accuracy"], r["muxspace_dev"]["macro_f1"])
         return r
 
@@ -81,13 +71,7 @@ def main(argv=None) -> int:
     for name, kwargs in (("one random view a face", {}), ("one random view a face, balanced", {"class_weight": "balanced"})):
         rows.append(row(name, make_svm(random_state=args.seed, **kwargs).fit(x_view, train_labels)))
     chosen = choose(rows)
-    cols = [("publictest", "accuracy"), ("publictest", "macro_f1"), ("muxspace_dev", "accuracy"),
-            ("muxspace_dev", "macro_f1"), ("muxspace_dev", "recall_disgust"), ("muxspace_dev", "recall_surprise"),
-            ("muxspace_dev", "neutral_as_angry"), ("privatetest", "accuracy"), ("privatetest", "macro_f1")]
-    print("| head | rule | " + " | ".join(f"{s} {m}" for s, m in cols) + " |\n|---|---:|" + "---:|" * len(cols))
-    for r in rows:
-        print(f"| {r['head']}{' **chosen**' if r is chosen else ''} | {r['rule']:.4f} | "
-              + " | ".join(f"{r[s][m]:.3f}" for s, m in cols) + " |")
+    print_heads(rows, chosen)
     write_json({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "model": str(model.source), "runtime": model.runtime,
                 "seed": args.seed, "chosen": chosen["head"], "rows": rows,
                 "seconds": time.perf_counter() - t0}, args.out)
