@@ -118,11 +118,19 @@ def views_of(step) -> dict:
             "n_views": step.n_views}
 
 
-def mean_of_views(predict_proba, views) -> np.ndarray:
-    """(N, 7): ``predict_proba`` of every view of each face (one call), averaged over each face's views."""
+def per_view(predict_proba, views) -> np.ndarray:
+    """(N, V, 7): ``predict_proba`` of every view of each face, in one call.
+
+    ``views``: an (N, V, ...) array, or a list of N lists of V pictures (of any sizes, as the peer's are).
+    """
     n, per_face = len(views), len(views[0])
     flat = [v for face in views for v in face] if isinstance(views, list) else views.reshape(-1, *views.shape[2:])
-    return np.asarray(predict_proba(flat)).reshape(n, per_face, -1).mean(axis=1)
+    return np.asarray(predict_proba(flat)).reshape(n, per_face, -1)
+
+
+def mean_of_views(predict_proba, views) -> np.ndarray:
+    """(N, 7): :func:`per_view`'s probabilities averaged over each face's views."""
+    return per_view(predict_proba, views).mean(axis=1)
 
 
 def main(argv=None) -> int:

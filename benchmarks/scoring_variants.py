@@ -61,12 +61,6 @@ def normalise(crops: np.ndarray, how: str, *, mean: float, std: float) -> np.nda
     return out.reshape(crops.shape)
 
 
-def per_view(predict_proba, crops: np.ndarray) -> np.ndarray:
-    """(N, V, 7): ``predict_proba`` of every view of ``crops`` (N, V, S, S), in one call."""
-    n, v = crops.shape[:2]
-    return np.asarray(predict_proba(crops.reshape(n * v, *crops.shape[2:]))).reshape(n, v, -1)
-
-
 def geometric_mean(proba: np.ndarray) -> np.ndarray:
     """(N, 7): the views' probabilities (N, V, 7) combined by their geometric mean, rows renormalised."""
     log = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, 1.0)).mean(axis=1)
@@ -90,7 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "scoring_variants.json"))
     args = parser.parse_args(argv)
 
-    from accuracy_benchmark import fer_test_crops, metrics, photo_crops, write_json
+    from accuracy_benchmark import fer_test_crops, mean_of_views, metrics, per_view, photo_crops, write_json
     from head_balance import RULE_MARGIN, rule
 
     from emotify_ml.data import load_fer2013
@@ -111,8 +105,8 @@ def main(argv=None) -> int:
         proba[f"{first_name}, views averaged (the product)", set_name] = views[first_name].mean(axis=1)
         proba[f"{first_name}, views' geometric mean", set_name] = geometric_mean(views[first_name])
         for how in NORMALISATIONS[1:]:
-            proba[f"{first_name}, crops normalised: {how}", set_name] = per_view(
-                first.predict_proba, normalise(crops, how, **fer_light)).mean(axis=1)
+            proba[f"{first_name}, crops normalised: {how}", set_name] = mean_of_views(
+                first.predict_proba, normalise(crops, how, **fer_light))
         for name in list(models)[1:]:
             proba[f"{name}, views averaged", set_name] = views[name].mean(axis=1)
         if len(models) > 1:

@@ -36,9 +36,8 @@ def main(argv=None) -> int:
 
     args = head_parser(__doc__.splitlines()[0], "views_head.json").parse_args(argv)
 
-    from accuracy_benchmark import fer_test_crops, metrics, photo_crops, write_json
+    from accuracy_benchmark import fer_test_crops, mean_of_views, metrics, photo_crops, write_json
     from head_balance import choose, rule
-    from scoring_variants import per_view
 
     from emotify_ml.labels import TEST, TRAIN, VALIDATION
     from emotify_ml.models import load_emotion_model
@@ -62,7 +61,7 @@ def main(argv=None) -> int:
     def row(name, estimator):
         r = {"head": name}
         for s, (x, y) in sets.items():
-            r[s] = metrics(y, per_view(estimator.predict_proba, x).mean(axis=1))
+            r[s] = metrics(y, mean_of_views(estimator.predict_proba, x))
         r["rule"] = rule(r["publictest"]["accuracy"], r["muxspace_dev"]["macro_f1"])
         return r
 

@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import accuracy_benchmark  # noqa: E402
 import framing  # noqa: E402
 import head_balance  # noqa: E402
 import scoring_variants  # noqa: E402
@@ -105,7 +106,7 @@ def test_views_combined_by_their_geometric_mean():
     np.testing.assert_allclose(out, [[0.5 / (0.5 + 0.125 ** 0.5), 0.125 ** 0.5 / (0.5 + 0.125 ** 0.5), 0.0]], atol=1e-5)
     calls = []
     crops = np.zeros((3, 6, 48, 48), np.uint8)
-    got = scoring_variants.per_view(lambda x: calls.append(len(x)) or np.tile([[1.0, 0.0]], (len(x), 1)), crops)
+    got = accuracy_benchmark.per_view(lambda x: calls.append(len(x)) or np.tile([[1.0, 0.0]], (len(x), 1)), crops)
     assert calls == [18] and got.shape == (3, 6, 2)  # every view of every face in one call
 
 
