@@ -100,3 +100,32 @@ def test_backbone_classifier_matches_keras(tiny_backbone, sample_data):
     expected = keras.saving.load_model(path)(X.astype("float32")[..., None], training=False)
     np.testing.assert_allclose(proba, np.asarray(expected), rtol=1e-5, atol=1e-6)
     assert clf.predict(X).shape == (10,) and list(clf.classes_) == list(range(7))
+
+
+def test_residual_units_pair_the_convolutions_and_keep_their_count():
+    from emotify_ml.backbones.cnn import build_backbone
+
+    kw = {"widths": (4, 8), "convs_per_block": (2, 4), "embedding_dim": 8}
+    plain, residual = build_backbone(**kw), build_backbone(**kw, residual=True)
+    se = build_backbone(**kw, residual=True, squeeze_excite=2)
+
+    def convs(model, size):
+        return [layer for layer in model.layers if type(layer).__name__ == "Conv2D" and layer.kernel_size == (size, size)]
+
+    assert len(convs(plain, 3)) == len(convs(residual, 3)) == len(convs(se, 3)) == 6
+    assert not convs(plain, 1) and len(convs(residual, 1)) == 2  # a projection where the width changes: 1 -> 4, 4 -> 8
+    assert sum(type(layer).__name__ == "Add" for layer in residual.layers) == 3
+    assert sum(type(layer).__name__ == "Multiply" for layer in se.layers) == 3 and residual.name == "emotify_resnet"
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    for model in (plain, residual, se):
+        proba = np.asarray(model(x, training=False))
+        assert proba.shape == (3, 7) and np.allclose(proba.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw, message", [({"convs_per_block": (2, 3), "residual": True}, "must be even"),
+                                         ({"convs_per_block": (2, 2), "squeeze_excite": 4}, "residual=True")])
+def test_residual_option_errors(kw, message):
+    from emotify_ml.backbones.cnn import build_backbone
+
+    with pytest.raises(ValueError, match=message):
+        build_backbone(widths=(4, 8), embedding_dim=8, **kw)

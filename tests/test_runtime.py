@@ -137,6 +137,24 @@ def test_gbm_head_runs_in_sklearn_on_compiled_embeddings(tmp_path):
 
 
 @pytest.mark.slow  # a conversion of its own
+def test_a_residual_squeeze_excite_backbone_compiles(tmp_path):
+    from emotify_ml.backbones.cnn import build_backbone
+    from emotify_ml.evaluation import full_proba
+    from emotify_ml.pipeline import make_svm
+    from emotify_ml.runtime.export import compile_model
+
+    backbone = tmp_path / "res.keras"
+    build_backbone(widths=(8, 16), convs_per_block=(2, 2), embedding_dim=16, residual=True, squeeze_excite=4).save(backbone)
+    pipeline = _model(tmp_path / "model", make_svm(calibration_cv=2), backbone)
+    X, y = synthetic_faces(14, seed=4)
+    compile_model(tmp_path / "model", parity_sets={"synthetic": (X, y)})
+    np.testing.assert_allclose(load_compiled(tmp_path / "model", "float32").predict_proba(X),
+                               full_proba(pipeline, X, 7), atol=1e-4)
+    keras_embedding = pipeline[:-2].transform(X)
+    assert np.corrcoef(load_compiled(tmp_path / "model", "int8").embed(X).ravel(), keras_embedding.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.slow  # a conversion of its own
 def test_backbone_softmax_compiles_as_a_linear_head(tmp_path):
     from emotify_ml.evaluation import full_proba
     from emotify_ml.features.cnn_embedding import BackboneClassifier

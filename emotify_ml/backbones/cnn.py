@@ -1,4 +1,4 @@
-"""A VGG-style CNN for 48x48 grey faces, with its preprocessing and augmentation.
+"""A VGG-style (or residual) CNN for 48x48 grey faces, with its preprocessing and augmentation.
 
 The model carries its own normalisation (a ``Rescaling`` layer), so it takes
 uint8-valued (N, 48, 48, 1) input exactly as stored; training and serving
@@ -26,6 +26,8 @@ def build_backbone(
     embedding_dim: int = 256,
     dropout: float = 0.4,
     weight_decay: float = 0.0,
+    residual: bool = False,
+    squeeze_excite: int = 0,
 ):
     """Build the backbone: conv blocks (conv-BN-ReLU, max-pool) → global pool → embedding → softmax.
 
@@ -43,6 +45,13 @@ def build_backbone(
         Dropout before the embedding and before the classifier.
     weight_decay : float
         L2 on conv kernels (0 with AdamW, which decays weights itself).
+    residual : bool
+        Pair each block's convolutions into residual units (He et al. 2016): conv-BN-ReLU-conv-BN,
+        added to the unit's input (through a 1x1 conv-BN where the width changes), then ReLU. Every
+        entry of ``convs_per_block`` must then be even. Same convolutions, same multiply-adds.
+    squeeze_excite : int
+        With ``residual``: reduction ratio of a squeeze-and-excitation gate on each unit's output
+        (Hu et al. 2018); 0: none.
     """
     from emotify_ml.extras import require_keras
 
@@ -51,14 +60,36 @@ def build_backbone(
 
     if len(widths) != len(convs_per_block):
         raise ValueError(f"widths and convs_per_block must have the same length; got {len(widths)} and {len(convs_per_block)}")
+    if residual and any(n % 2 for n in convs_per_block):
+        raise ValueError(f"residual units pair convolutions: convs_per_block must be even; got {list(convs_per_block)}")
+    if squeeze_excite and not residual:
+        raise ValueError("squeeze_excite gates residual units: set residual=True too")
     reg = keras.regularizers.L2(weight_decay) if weight_decay else None
+
+    def conv_bn(x, width, name, kernel=3):
+        x = layers.Conv2D(width, kernel, padding="same", use_bias=False, kernel_regularizer=reg, name=f"{name}_conv")(x)
+        return layers.BatchNormalization(name=f"{name}_bn")(x)
+
     inputs = keras.Input((input_size, input_size, 1), name="face")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inputs)
     for b, (width, n_conv) in enumerate(zip(widths, convs_per_block)):
-        for c in range(n_conv):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"b{b}_conv{c}")(x)
-            x = layers.BatchNormalization(name=f"b{b}_bn{c}")(x)
-            x = layers.Activation("relu", name=f"b{b}_relu{c}")(x)
+        if not residual:
+            for c in range(n_conv):
+                x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
+                                  name=f"b{b}_conv{c}")(x)
+                x = layers.BatchNormalization(name=f"b{b}_bn{c}")(x)
+                x = layers.Activation("relu", name=f"b{b}_relu{c}")(x)
+        for u in range(n_conv // 2 if residual else 0):
+            name = f"b{b}_u{u}"
+            skip = x if x.shape[-1] == width else conv_bn(x, width, f"{name}_proj", kernel=1)
+            y = layers.Activation("relu", name=f"{name}_relu0")(conv_bn(x, width, f"{name}_0"))
+            y = conv_bn(y, width, f"{name}_1")
+            if squeeze_excite:
+                gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
+                gate = layers.Dense(max(width // squeeze_excite, 4), activation="relu", name=f"{name}_se_reduce")(gate)
+                gate = layers.Dense(width, activation="sigmoid", name=f"{name}_se_expand")(gate)
+                y = layers.Multiply(name=f"{name}_se")([y, gate])
+            x = layers.Activation("relu", name=f"{name}_relu1")(layers.Add(name=f"{name}_add")([y, skip]))
         if b < len(widths) - 1:
             x = layers.MaxPooling2D(name=f"b{b}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -66,7 +97,7 @@ def build_backbone(
     x = layers.Dense(embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(dropout, name="drop_embedding")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="emotion")(x)
-    return keras.Model(inputs, outputs, name="emotify_vgg")
+    return keras.Model(inputs, outputs, name="emotify_resnet" if residual else "emotify_vgg")
 
 
 def build_augmenter(
