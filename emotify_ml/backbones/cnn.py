@@ -48,7 +48,8 @@ def build_backbone(
     residual : bool
         Pair each block's convolutions into residual units (He et al. 2016): conv-BN-ReLU-conv-BN,
         added to the unit's input (through a 1x1 conv-BN where the width changes), then ReLU. Every
-        entry of ``convs_per_block`` must then be even. Same convolutions, same multiply-adds.
+        entry of ``convs_per_block`` must then be even. The same 3x3 convolutions (and multiply-adds)
+        as the plain net, plus the 1x1 projections.
     squeeze_excite : int
         With ``residual``: reduction ratio of a squeeze-and-excitation gate on each unit's output
         (Hu et al. 2018); 0: none.
@@ -70,26 +71,29 @@ def build_backbone(
         x = layers.Conv2D(width, kernel, padding="same", use_bias=False, kernel_regularizer=reg, name=f"{name}_conv")(x)
         return layers.BatchNormalization(name=f"{name}_bn")(x)
 
+    def residual_unit(x, width, name):
+        skip = x if x.shape[-1] == width else conv_bn(x, width, f"{name}_proj", kernel=1)
+        y = layers.Activation("relu", name=f"{name}_relu0")(conv_bn(x, width, f"{name}_0"))
+        y = conv_bn(y, width, f"{name}_1")
+        if squeeze_excite:
+            gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
+            gate = layers.Dense(max(width // squeeze_excite, 4), activation="relu", name=f"{name}_se_reduce")(gate)
+            gate = layers.Dense(width, activation="sigmoid", name=f"{name}_se_expand")(gate)
+            y = layers.Multiply(name=f"{name}_se")([y, gate])
+        return layers.Activation("relu", name=f"{name}_relu1")(layers.Add(name=f"{name}_add")([y, skip]))
+
     inputs = keras.Input((input_size, input_size, 1), name="face")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inputs)
     for b, (width, n_conv) in enumerate(zip(widths, convs_per_block)):
-        if not residual:
+        if residual:
+            for u in range(n_conv // 2):
+                x = residual_unit(x, width, f"b{b}_u{u}")
+        else:
             for c in range(n_conv):
                 x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
                                   name=f"b{b}_conv{c}")(x)
                 x = layers.BatchNormalization(name=f"b{b}_bn{c}")(x)
                 x = layers.Activation("relu", name=f"b{b}_relu{c}")(x)
-        for u in range(n_conv // 2 if residual else 0):
-            name = f"b{b}_u{u}"
-            skip = x if x.shape[-1] == width else conv_bn(x, width, f"{name}_proj", kernel=1)
-            y = layers.Activation("relu", name=f"{name}_relu0")(conv_bn(x, width, f"{name}_0"))
-            y = conv_bn(y, width, f"{name}_1")
-            if squeeze_excite:
-                gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
-                gate = layers.Dense(max(width // squeeze_excite, 4), activation="relu", name=f"{name}_se_reduce")(gate)
-                gate = layers.Dense(width, activation="sigmoid", name=f"{name}_se_expand")(gate)
-                y = layers.Multiply(name=f"{name}_se")([y, gate])
-            x = layers.Activation("relu", name=f"{name}_relu1")(layers.Add(name=f"{name}_add")([y, skip]))
         if b < len(widths) - 1:
             x = layers.MaxPooling2D(name=f"b{b}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
