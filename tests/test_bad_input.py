@@ -221,7 +221,7 @@ def test_ship_model_without_a_champion_and_score_batch_without_input_are_one_lin
     ("pipelines.run", "classifier=nope", "error: In 'run': Could not find 'classifier/nope'; Available options in "
                                          "'classifier': "),
     ("pipelines.train_backbone", "backbone=nope", "error: In 'train_backbone': Could not find 'backbone/nope'; "
-                                                  "Available options in 'backbone': vgg, vgg_small"),
+                                                  "Available options in 'backbone': resnet, vgg, vgg_small"),
 ])
 def test_hydra_override_errors_are_one_line_exit_2(module, override, message, hydra_main, monkeypatch, capsys):
     """Errors Hydra raises while composing (type, grammar, unknown key, unknown option): one line, exit 2."""
