@@ -25,6 +25,7 @@ def train(cfg: DictConfig) -> dict:
     import mlflow
     from sklearn.metrics import accuracy_score, f1_score
 
+    from emotify_ml.backbones.cnn import check_architecture
     from emotify_ml.backbones.train import check_options, train_backbone
     from emotify_ml.features.cnn_embedding import BackboneClassifier
     from emotify_ml.labels import TEST, TRAIN, VALIDATION
@@ -33,6 +34,8 @@ def train(cfg: DictConfig) -> dict:
     config = to_dict(cfg)
     options = ("class_balance", "balance_tau", "init_from", "teacher", "distill_alpha", "distill_temperature")
     check_options(**{k: config["train"][k] for k in options if k in config["train"]})  # before a run is opened
+    shape = ("widths", "convs_per_block", "residual", "squeeze_excite")
+    check_architecture(**{k: config["model"][k] for k in shape if k in config["model"]})
     data = build(cfg.data)
     train_set, val_set, test_set = data.split(TRAIN), data.split(VALIDATION), data.split(TEST)
     if not len(train_set) or not len(val_set):

@@ -174,6 +174,8 @@ def test_promote_an_unknown_run_id_is_one_line(copied_store_uri, hydra_main, cap
     ("train.teacher=[emotify_ml/backbones/weights/emotify_vgg.keras,nowhere.keras]",
      "error: teacher 'nowhere.keras' does not exist; give a trained backbone (.keras)"),
     ("train.teacher=5", "error: teacher must be a backbone path (.keras) or a list of them; got 5"),
+    ("+model.residual=true", "error: residual units pair convolutions: convs_per_block must be even; got [1, 2, 2, 2]"),
+    ("+model.squeeze_excite=4", "error: squeeze_excite gates residual units: set residual=True too"),
 ])
 def test_bad_training_options_are_one_line_and_open_no_run(override, message, tmp_path, hydra_main, capsys):
     """Checked before the data is read and a tracked run is opened: no FAILED run is left for a typo."""

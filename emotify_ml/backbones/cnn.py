@@ -59,22 +59,18 @@ def build_backbone(
     keras = require_keras("building a backbone")
     from keras import layers
 
-    if len(widths) != len(convs_per_block):
-        raise ValueError(f"widths and convs_per_block must have the same length; got {len(widths)} and {len(convs_per_block)}")
-    if residual and any(n % 2 for n in convs_per_block):
-        raise ValueError(f"residual units pair convolutions: convs_per_block must be even; got {list(convs_per_block)}")
-    if squeeze_excite and not residual:
-        raise ValueError("squeeze_excite gates residual units: set residual=True too")
+    check_architecture(widths=widths, convs_per_block=convs_per_block, residual=residual,
+                       squeeze_excite=squeeze_excite)
     reg = keras.regularizers.L2(weight_decay) if weight_decay else None
 
-    def conv_bn(x, width, name, kernel=3):
-        x = layers.Conv2D(width, kernel, padding="same", use_bias=False, kernel_regularizer=reg, name=f"{name}_conv")(x)
-        return layers.BatchNormalization(name=f"{name}_bn")(x)
+    def conv_bn(x, width, conv_name, bn_name, kernel=3):
+        x = layers.Conv2D(width, kernel, padding="same", use_bias=False, kernel_regularizer=reg, name=conv_name)(x)
+        return layers.BatchNormalization(name=bn_name)(x)
 
     def residual_unit(x, width, name):
-        skip = x if x.shape[-1] == width else conv_bn(x, width, f"{name}_proj", kernel=1)
-        y = layers.Activation("relu", name=f"{name}_relu0")(conv_bn(x, width, f"{name}_0"))
-        y = conv_bn(y, width, f"{name}_1")
+        skip = x if x.shape[-1] == width else conv_bn(x, width, f"{name}_proj_conv", f"{name}_proj_bn", kernel=1)
+        y = layers.Activation("relu", name=f"{name}_relu0")(conv_bn(x, width, f"{name}_0_conv", f"{name}_0_bn"))
+        y = conv_bn(y, width, f"{name}_1_conv", f"{name}_1_bn")
         if squeeze_excite:
             gate = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_pool")(y)
             gate = layers.Dense(max(width // squeeze_excite, 4), activation="relu", name=f"{name}_se_reduce")(gate)
@@ -90,10 +86,7 @@ def build_backbone(
                 x = residual_unit(x, width, f"b{b}_u{u}")
         else:
             for c in range(n_conv):
-                x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_regularizer=reg,
-                                  name=f"b{b}_conv{c}")(x)
-                x = layers.BatchNormalization(name=f"b{b}_bn{c}")(x)
-                x = layers.Activation("relu", name=f"b{b}_relu{c}")(x)
+                x = layers.Activation("relu", name=f"b{b}_relu{c}")(conv_bn(x, width, f"b{b}_conv{c}", f"b{b}_bn{c}"))
         if b < len(widths) - 1:
             x = layers.MaxPooling2D(name=f"b{b}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -102,6 +95,23 @@ def build_backbone(
     x = layers.Dropout(dropout, name="drop_embedding")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="emotion")(x)
     return keras.Model(inputs, outputs, name="emotify_resnet" if residual else "emotify_vgg")
+
+
+def check_architecture(*, widths, convs_per_block, residual: bool = False, squeeze_excite: int = 0) -> None:
+    """Check the net's shape settings of :func:`build_backbone` (callers check them before a tracked run opens).
+
+    Raises
+    ------
+    ValueError
+        ``widths`` and ``convs_per_block`` of different lengths, an odd ``convs_per_block`` entry
+        with ``residual``, or ``squeeze_excite`` without ``residual``.
+    """
+    if len(widths) != len(convs_per_block):
+        raise ValueError(f"widths and convs_per_block must have the same length; got {len(widths)} and {len(convs_per_block)}")
+    if residual and any(n % 2 for n in convs_per_block):
+        raise ValueError(f"residual units pair convolutions: convs_per_block must be even; got {list(convs_per_block)}")
+    if squeeze_excite and not residual:
+        raise ValueError("squeeze_excite gates residual units: set residual=True too")
 
 
 def build_augmenter(
