@@ -21,6 +21,26 @@ from pipelines._common import CONFIG_PATH, build, config_errors_exit_2, exit_on_
 log = logging.getLogger("emotify.train_backbone")
 
 
+def log_resumed_history(init_from, out_dir: Path) -> None:
+    """A run that resumes a committed checkpoint on a new machine logs the epochs done before it.
+
+    The metrics of those epochs (from the checkpoint's ``state.json``) go in at their steps, so the run
+    shows the whole training curve, and tags name the checkpoint and the run that trained them.
+    """
+    import mlflow
+
+    if not init_from or not Path(init_from).is_dir() or (out_dir / "state.json").exists():
+        return
+    source = Path(init_from)
+    state = json.loads((source / "state.json").read_text())
+    for row in state.get("history", []):
+        mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+    tags = {"resumed_from": str(source), "resumed_after_epoch": str(state.get("epochs_done", 0))}
+    if (source / "mlflow_run.json").exists():
+        tags["continues_run"] = json.loads((source / "mlflow_run.json").read_text())["run_id"]
+    mlflow.set_tags(tags)
+
+
 def train(cfg: DictConfig) -> dict:
     import mlflow
     from sklearn.metrics import accuracy_score, f1_score
@@ -51,6 +71,7 @@ def train(cfg: DictConfig) -> dict:
         if run_id is None:
             mlflow.log_params({"data.hash": data.content_hash(), "data.n_train": len(train_set),
                                "data.n_val": len(val_set), "data.n_test": len(test_set)})
+            log_resumed_history(config["train"].get("init_from"), out_dir)
         t0 = time.perf_counter()
         summary = train_backbone(
             train_set.images, train_set.labels, val_set.images, val_set.labels,

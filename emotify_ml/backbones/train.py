@@ -13,6 +13,9 @@ Checkpoint folder layout (``out_dir``):
 Running again with the same ``out_dir`` resumes after the last finished epoch; ``init_from`` starts
 a new ``out_dir`` from a committed checkpoint (a checkpoint folder to resume, or a ``.keras`` model
 whose weights start the training), so one training can be stopped and resumed over several days.
+``pack_to`` keeps a packed copy of the checkpoint (:mod:`emotify_ml.backbones.checkpoint`: 2-3 times
+the net's size instead of 4) up to date after every epoch: that folder is what gets committed, and
+``init_from=<packed folder>`` resumes it on another machine.
 
 For faces that FER-2013 does not hold: ``camera`` adds the camera augmentation of
 :mod:`emotify_ml.backbones.camera` (framing jitter, blur and down-up scaling, noise, JPEG, gamma and
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotify_ml.backbones.checkpoint import PACKED, pack_folder, restore_packed
 from emotify_ml.backbones.cnn import build_augmenter, build_backbone
 from emotify_ml.exceptions import ConfigError, DataError
 from emotify_ml.paths import sha256_file
@@ -326,6 +330,7 @@ def train_backbone(
     distill_temperature: float = 4.0,
     on_epoch_end=None,
     max_epochs_this_call: int | None = None,
+    pack_to=None,
 ) -> dict:
     """Train (or resume) a backbone and return a summary.
 
@@ -354,8 +359,9 @@ def train_backbone(
         Strength of the class balance (0: none, 1: fully balanced).
     init_from : path, optional
         A committed checkpoint to start a new ``out_dir`` from: a checkpoint folder (``state.json`` +
-        ``last.keras``), copied in and resumed, or a ``.keras`` model whose weights (matched by layer
-        name and shape) start the training. Ignored when ``out_dir`` already holds a checkpoint.
+        ``last.keras``, or a packed one: ``state.json`` + ``checkpoint.npz``), copied in and resumed,
+        or a ``.keras`` model whose weights (matched by layer name and shape) start the training.
+        Ignored when ``out_dir`` already holds a checkpoint.
     teacher : path or sequence of paths, optional
         A trained backbone (``.keras``) to distil, or several (an ensemble: the mean of their
         probabilities is the target): the loss becomes ``(1 - distill_alpha)`` times the
@@ -367,6 +373,9 @@ def train_backbone(
     max_epochs_this_call : int, optional
         Stop after this many epochs in this call (checkpoints are kept), to split
         long runs across sessions.
+    pack_to : path, optional
+        A folder to keep a packed copy of the checkpoint in (written after every epoch and at the
+        end of the call, also when this call trains no epoch): the form to commit and resume from.
 
     Returns
     -------
@@ -385,9 +394,11 @@ def train_backbone(
     state_file = out / "state.json"
     init_path = Path(init_from) if init_from else None
     if init_path is not None and init_path.is_dir() and not state_file.exists():
-        if not (init_path / "state.json").is_file() or not (init_path / "last.keras").is_file():
-            raise DataError(f"init_from {str(init_path)!r} is not a checkpoint folder (needs state.json and last.keras)")
-        for name in ("state.json", "last.keras", "best.weights.h5"):
+        if not (init_path / "state.json").is_file() or not (
+                (init_path / "last.keras").is_file() or (init_path / PACKED).is_file()):
+            raise DataError(f"init_from {str(init_path)!r} is not a checkpoint folder (needs state.json and "
+                            f"last.keras, or state.json and {PACKED})")
+        for name in ("state.json", "last.keras", "best.weights.h5", PACKED):
             if (init_path / name).exists():
                 shutil.copyfile(init_path / name, out / name)
         log.info("resuming the checkpoint %s in %s", init_path, out)
@@ -424,7 +435,8 @@ def train_backbone(
             warmup_steps=warmup_epochs * steps_per_epoch,
             alpha=0.01,
         )
-        if state["epochs_done"] > 0 and not (out / "last.keras").exists():
+        packed = state["epochs_done"] > 0 and not (out / "last.keras").exists()
+        if packed and not (out / PACKED).exists():
             raise DataError(f"{state_file} says {state['epochs_done']} epoch(s) are done but {out / 'last.keras'} is "
                             f"missing; delete {out} to train from scratch")
         prior = class_prior(train_labels, n_classes)
@@ -439,7 +451,7 @@ def train_backbone(
             loss = loss_class(np.log(prior).tolist(), tau=balance_tau, label_smoothing=label_smoothing)
         else:
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-        if state["epochs_done"] > 0:
+        if state["epochs_done"] > 0 and not packed:
             logit_adjusted_loss_class(), distillation_classes()  # registered, so a checkpoint trained with them loads
             net = keras.saving.load_model(out / "last.keras")
             log.info("resuming from %s after epoch %d", out / "last.keras", state["epochs_done"])
@@ -454,6 +466,12 @@ def train_backbone(
                 loss=loss,
                 metrics=metrics,
             )
+            if packed:
+                best = restore_packed(net, out / PACKED)
+                twin = build_backbone(**model_kwargs)
+                twin.set_weights(best if best is not None else net.get_weights())
+                twin.save_weights(out / "best.weights.h5")
+                log.info("resuming the packed checkpoint %s after epoch %d", out / PACKED, state["epochs_done"])
         augmenter = build_augmenter(**(augment or {}), seed=seed)
         onehot = lambda y: np.eye(n_classes, dtype="float32")[y]  # noqa: E731
         targets = onehot(train_labels)
@@ -474,6 +492,11 @@ def train_backbone(
                 self.twin.save_weights(out / "best.tmp.weights.h5")
                 os.replace(out / "best.tmp.weights.h5", out / "best.weights.h5")
 
+            def pack(self):
+                if self.twin is None:
+                    self.twin = build_backbone(**model_kwargs)
+                pack_folder(self.model, out, pack_to, best_net=self.twin)
+
             def on_epoch_end(self, epoch, logs=None):
                 logs = {k: float(v) for k, v in (logs or {}).items()}
                 logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -488,13 +511,19 @@ def train_backbone(
                 self.model.save(out / "last.keras.tmp.keras")
                 os.replace(out / "last.keras.tmp.keras", out / "last.keras")
                 state_file.write_text(json.dumps(state, indent=1))
+                if pack_to is not None:
+                    self.pack()
                 log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in logs.items()})
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, logs)
 
+        checkpoint = Checkpoint()
         if will_train:
             net.fit(train_ds, validation_data=val_ds, epochs=stop, initial_epoch=start,
-                    callbacks=[Checkpoint()], verbose=2)
+                    callbacks=[checkpoint], verbose=2)
+        elif pack_to is not None and state["epochs_done"] > 0:
+            checkpoint.set_model(net)
+            checkpoint.pack()
         finished = state["stopped_early"] or state["epochs_done"] >= epochs
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)

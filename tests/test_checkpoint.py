@@ -1,0 +1,151 @@
+"""Packed checkpoints: a training committed on one machine resumes on another."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotify_ml.exceptions import DataError
+
+TINY = {"widths": [4, 8], "convs_per_block": [1, 1], "embedding_dim": 16, "dropout": 0.1}
+KWARGS = dict(epochs=3, batch_size=8, warmup_epochs=1, model=TINY, mixed_precision=False)
+
+
+def _compiled(model=TINY):
+    import keras
+
+    from emotify_ml.backbones.cnn import build_backbone
+
+    net = build_backbone(**model)
+    net.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
+    net.optimizer.build(net.trainable_variables)
+    return net
+
+
+def _slots(net):
+    return {v.path.split("/", 1)[-1]: v.numpy() for v in net.optimizer.variables if len(v.shape)}
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """One epoch of a three-epoch training, its folder and the packed copy kept beside it."""
+    from emotify_ml.backbones.train import train_backbone
+    from tests.conftest import synthetic_faces
+
+    X, y = synthetic_faces()
+    root = tmp_path_factory.mktemp("packed")
+    summary = train_backbone(X, y, X, y, out_dir=root / "run", pack_to=root / "packed", max_epochs_this_call=1,
+                             **KWARGS)
+    return root, summary
+
+
+def test_the_packed_copy_holds_the_state_and_is_smaller(packed):
+    root, summary = packed
+    assert summary["epochs_done"] == 1 and summary["model_path"] is None
+    assert sorted(p.name for p in (root / "packed").iterdir()) == ["checkpoint.npz", "state.json"]
+    assert json.loads((root / "packed" / "state.json").read_text()) == json.loads((root / "run" / "state.json").read_text())
+    assert (root / "packed" / "checkpoint.npz").stat().st_size < 0.8 * (root / "run" / "last.keras").stat().st_size
+
+
+def test_restoring_gives_the_weights_exactly_and_the_optimizer_to_bfloat16(packed):
+    import keras
+
+    from emotify_ml.backbones.checkpoint import restore_packed
+
+    root, _ = packed
+    full = keras.saving.load_model(root / "run" / "last.keras")
+    net = _compiled()
+    assert restore_packed(net, root / "packed" / "checkpoint.npz") is None  # the only epoch is the best
+    for a, b in zip(full.get_weights(), net.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(net.optimizer.iterations.numpy()) == int(full.optimizer.iterations.numpy()) > 0
+    want, got = _slots(full), _slots(net)
+    assert set(want) == set(got) and any(np.abs(v).max() > 0 for v in want.values())
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=2 ** -8, atol=1e-30, err_msg=name)
+
+
+def test_a_new_folder_resumes_the_packed_copy_on_the_same_schedule(packed, faces):
+    from emotify_ml.backbones.train import train_backbone
+
+    root, _ = packed
+    X, y = faces
+    resumed = train_backbone(X, y, X, y, out_dir=root / "elsewhere", init_from=root / "packed", **KWARGS)
+    assert resumed["epochs_done"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["model_path"] is not None
+    # the iteration count came back: the learning rate continues where the first machine left it
+    straight = train_backbone(X, y, X, y, out_dir=root / "straight", max_epochs_this_call=2, **KWARGS)
+    assert resumed["history"][1]["learning_rate"] == pytest.approx(straight["history"][1]["learning_rate"], rel=1e-6)
+    assert resumed["history"][1]["learning_rate"] != pytest.approx(straight["history"][0]["learning_rate"], rel=1e-3)
+
+
+def test_a_run_started_without_pack_to_is_packed_by_a_call_that_trains_no_epoch(packed, faces):
+    from emotify_ml.backbones.train import train_backbone
+
+    root, _ = packed
+    X, y = faces
+    again = train_backbone(X, y, X, y, out_dir=root / "run", pack_to=root / "later", max_epochs_this_call=0, **KWARGS)
+    assert again["epochs_done"] == 1
+    with np.load(root / "packed" / "checkpoint.npz") as a, np.load(root / "later" / "checkpoint.npz") as b:
+        assert a.files == b.files
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_the_best_epoch_travels_when_it_is_not_the_last(tmp_path):
+    from emotify_ml.backbones.checkpoint import restore_packed, save_packed
+
+    net = _compiled()
+    rng = np.random.default_rng(0)
+    for variable in net.optimizer.variables:
+        if len(variable.shape):
+            variable.assign(rng.random(variable.shape).astype("float32"))
+    best = [w + 1.0 for w in net.get_weights()]
+    save_packed(net, tmp_path / "c.npz", best_weights=best)
+    other = _compiled()
+    restored = restore_packed(other, tmp_path / "c.npz")
+    for a, b in zip(best, restored, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_packed_checkpoint_of_another_net_or_no_checkpoint_is_refused(tmp_path):
+    from emotify_ml.backbones.checkpoint import restore_packed, save_packed
+
+    save_packed(_compiled(), tmp_path / "c.npz")
+    with pytest.raises(DataError, match="weights of another net"):
+        restore_packed(_compiled({**TINY, "widths": [4, 16]}), tmp_path / "c.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a packed checkpoint"):
+        restore_packed(_compiled(), tmp_path / "junk.npz")
+
+
+def test_init_from_a_folder_without_a_checkpoint_says_what_it_needs(tmp_path, faces):
+    from emotify_ml.backbones.train import train_backbone
+
+    X, y = faces
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "state.json").write_text("{}")
+    with pytest.raises(DataError, match="needs state.json and last.keras, or state.json and checkpoint.npz"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "b", init_from=tmp_path / "half", **KWARGS)
+
+
+def test_a_tracked_training_resumed_on_another_machine_logs_the_whole_curve(tmp_path, hydra_main):
+    """Machine one trains epoch 1 and leaves the packed folder; machine two (another store) trains epoch 2."""
+    import mlflow
+
+    tiny = ["backbone=vgg", "model.widths=[4,8]", "model.convs_per_block=[1,1]", "model.embedding_dim=16",
+            "train.epochs=2", "train.warmup_epochs=0", "train.batch_size=32", "train.mixed_precision=false"]
+    hydra_main("pipelines.train_backbone", *tiny, "train.max_epochs_this_call=1", f"train.pack_to={tmp_path}/packed",
+               f"out_dir={tmp_path}/one", f"tracking.uri=sqlite:///{tmp_path}/one.db", f"hydra.run.dir={tmp_path}/h1")
+    first = json.loads((tmp_path / "packed" / "mlflow_run.json").read_text())["run_id"]
+    hydra_main("pipelines.train_backbone", *tiny, f"train.init_from={tmp_path}/packed", f"out_dir={tmp_path}/two",
+               f"tracking.uri=sqlite:///{tmp_path}/two.db", f"hydra.run.dir={tmp_path}/h2")
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/two.db")
+    run_id = json.loads((tmp_path / "two" / "mlflow_run.json").read_text())["run_id"]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["continues_run"] == first and run.data.tags["resumed_after_epoch"] == "1"
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]  # epoch 1 from the first machine
+    assert "test_accuracy" in run.data.metrics and (tmp_path / "two" / "backbone.keras").exists()
