@@ -29,11 +29,13 @@ def log_resumed_history(init_from, out_dir: Path) -> None:
     """
     import mlflow
 
+    from emotify_ml.backbones.checkpoint import read_state
+
     if not init_from or not Path(init_from).is_dir() or (out_dir / "state.json").exists():
         return
     source = Path(init_from)
-    state = json.loads((source / "state.json").read_text())
-    for row in state.get("history", []):
+    state = read_state(source)
+    for row in state["history"]:
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
     tags = {"resumed_from": str(source), "resumed_after_epoch": str(state.get("epochs_done", 0))}
     if (source / "mlflow_run.json").exists():
@@ -52,8 +54,10 @@ def train(cfg: DictConfig) -> dict:
     from emotify_ml.mlflow_runs import log_json, tracked_run
 
     config = to_dict(cfg)
-    options = ("class_balance", "balance_tau", "init_from", "teacher", "distill_alpha", "distill_temperature")
-    check_options(**{k: config["train"][k] for k in options if k in config["train"]})  # before a run is opened
+    options = ("class_balance", "balance_tau", "init_from", "teacher", "distill_alpha", "distill_temperature",
+               "pack_to")
+    check_options(**{k: config["train"][k] for k in options if k in config["train"]},
+                  out_dir=config["out_dir"])  # before a run is opened
     shape = ("widths", "convs_per_block", "residual", "squeeze_excite")
     check_architecture(**{k: config["model"][k] for k in shape if k in config["model"]})
     data = build(cfg.data)
@@ -71,6 +75,7 @@ def train(cfg: DictConfig) -> dict:
         if run_id is None:
             mlflow.log_params({"data.hash": data.content_hash(), "data.n_train": len(train_set),
                                "data.n_val": len(val_set), "data.n_test": len(test_set)})
+        if "resumed_from" not in run.data.tags:
             log_resumed_history(config["train"].get("init_from"), out_dir)
         t0 = time.perf_counter()
         summary = train_backbone(

@@ -176,6 +176,9 @@ def test_promote_an_unknown_run_id_is_one_line(copied_store_uri, hydra_main, cap
     ("train.teacher=5", "error: teacher must be a backbone path (.keras) or a list of them; got 5"),
     ("+model.residual=true", "error: residual units pair convolutions: convs_per_block must be even; got [1, 2, 2, 2]"),
     ("+model.squeeze_excite=4", "error: squeeze_excite gates residual units: set residual=True too"),
+    ("train.init_from=data", "error: init_from 'data' is not a checkpoint folder (needs state.json and last.keras, "
+                             "or state.json and checkpoint.npz)"),
+    ("train.pack_to=README.md", "error: pack_to 'README.md' is a file; give a folder to keep the packed checkpoint in"),
 ])
 def test_bad_training_options_are_one_line_and_open_no_run(override, message, tmp_path, hydra_main, capsys):
     """Checked before the data is read and a tracked run is opened: no FAILED run is left for a typo."""

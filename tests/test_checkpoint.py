@@ -81,7 +81,7 @@ def test_a_new_folder_resumes_the_packed_copy_on_the_same_schedule(packed, faces
     assert resumed["history"][1]["learning_rate"] != pytest.approx(straight["history"][0]["learning_rate"], rel=1e-3)
 
 
-def test_a_run_started_without_pack_to_is_packed_by_a_call_that_trains_no_epoch(packed, faces):
+def test_a_call_that_trains_no_epoch_packs_the_folder_as_it_stands(packed, faces):
     from emotify_ml.backbones.train import train_backbone
 
     root, _ = packed
@@ -92,6 +92,53 @@ def test_a_run_started_without_pack_to_is_packed_by_a_call_that_trains_no_epoch(
         assert a.files == b.files
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_best_epoch_before_the_last_travels_and_ends_as_the_model(tmp_path, faces):
+    """Epoch 1 is made the best (an accuracy no later epoch reaches): packed, resumed elsewhere, it is the model."""
+    import keras
+
+    from emotify_ml.backbones.cnn import build_backbone
+    from emotify_ml.backbones.train import train_backbone
+
+    X, y = faces
+    train_backbone(X, y, X, y, out_dir=tmp_path / "run", max_epochs_this_call=2, **KWARGS)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    state.update(best_epoch=1, best_val_accuracy=2.0)
+    (tmp_path / "run" / "state.json").write_text(json.dumps(state))
+    marked = build_backbone(**TINY)  # weights no training gives: the test sees which weights end as the model
+    marked.set_weights([np.full_like(w, 0.01 * i) for i, w in enumerate(marked.get_weights())])
+    marked.save_weights(tmp_path / "run" / "best.weights.h5")
+    train_backbone(X, y, X, y, out_dir=tmp_path / "run", pack_to=tmp_path / "packed", max_epochs_this_call=0, **KWARGS)
+    with np.load(tmp_path / "packed" / "checkpoint.npz") as packed_file:
+        assert any(k.startswith("best/") for k in packed_file.files) and int(packed_file["epochs_done"]) == 2
+    done = train_backbone(X, y, X, y, out_dir=tmp_path / "two", init_from=tmp_path / "packed", **KWARGS)
+    assert done["epochs_done"] == 3 and done["best_epoch"] == 1
+    for a, b in zip(keras.saving.load_model(done["model_path"]).get_weights(), marked.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not (tmp_path / "two" / "checkpoint.npz").exists()  # last.keras took over after epoch 3
+
+
+def test_packed_files_of_different_epochs_another_model_or_pack_to_the_folder_itself_are_refused(packed, faces,
+                                                                                                   tmp_path):
+    import shutil
+
+    from emotify_ml.backbones.train import train_backbone
+
+    root, _ = packed
+    X, y = faces
+    with pytest.raises(ValueError, match="pack_to must be another folder than the checkpoint folder"):
+        train_backbone(X, y, X, y, out_dir=root / "run", pack_to=root / "run", max_epochs_this_call=0, **KWARGS)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(root / "packed", mixed)
+    state = json.loads((mixed / "state.json").read_text())
+    state["epochs_done"] = 2
+    (mixed / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DataError, match="was written after epoch 1 but its state.json says 2 epochs are done"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "a", init_from=mixed, **KWARGS)
+    with pytest.raises(DataError, match="was trained with model .* this call asks for"):
+        train_backbone(X, y, X, y, out_dir=tmp_path / "b", init_from=root / "packed",
+                       **{**KWARGS, "model": {**TINY, "dropout": 0.5}})
 
 
 def test_the_best_epoch_travels_when_it_is_not_the_last(tmp_path):
@@ -117,8 +164,11 @@ def test_a_packed_checkpoint_of_another_net_or_no_checkpoint_is_refused(tmp_path
     with pytest.raises(DataError, match="weights of another net"):
         restore_packed(_compiled({**TINY, "widths": [4, 16]}), tmp_path / "c.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="not a packed checkpoint"):
+    with pytest.raises(DataError, match="not a readable packed checkpoint"):
         restore_packed(_compiled(), tmp_path / "junk.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "c.npz").read_bytes()[:3000])  # an interrupted copy
+    with pytest.raises(DataError, match="not a readable packed checkpoint"):
+        restore_packed(_compiled(), tmp_path / "cut.npz")
 
 
 def test_init_from_a_folder_without_a_checkpoint_says_what_it_needs(tmp_path, faces):

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotify_ml.backbones.checkpoint import PACKED, pack_folder, restore_packed
+from emotify_ml.backbones.checkpoint import PACKED, pack_folder, read_state, restore_packed, write_text_atomic
 from emotify_ml.backbones.cnn import build_augmenter, build_backbone
 from emotify_ml.exceptions import ConfigError, DataError
 from emotify_ml.paths import sha256_file
@@ -272,15 +272,16 @@ def cpu_has_bf16() -> bool:
 
 
 def check_options(*, class_balance: str = "none", balance_tau: float = 1.0, init_from=None, teacher=None,
-                  distill_alpha: float = 0.5, distill_temperature: float = 4.0) -> None:
+                  distill_alpha: float = 0.5, distill_temperature: float = 4.0, pack_to=None, out_dir=None) -> None:
     """Check the options of :func:`train_backbone` that a caller can check before anything starts (a tracked run).
 
     Raises
     ------
     ValueError
-        An option out of range, or two that do not combine.
+        An option out of range, or two that do not combine (``pack_to`` the checkpoint folder itself).
     DataError
-        ``init_from`` or ``teacher`` does not exist.
+        ``init_from`` or ``teacher`` does not exist, ``init_from`` is a folder that holds no
+        checkpoint, or ``pack_to`` is a file.
     """
     if class_balance not in CLASS_BALANCE:
         raise ValueError(f"class_balance must be one of {', '.join(CLASS_BALANCE)}; got {class_balance!r}")
@@ -288,6 +289,13 @@ def check_options(*, class_balance: str = "none", balance_tau: float = 1.0, init
         raise ValueError(f"balance_tau must be >= 0; got {balance_tau!r}")
     if init_from and not Path(init_from).exists():
         raise DataError(f"init_from {str(init_from)!r} does not exist; give a checkpoint folder or a .keras model")
+    if init_from and Path(init_from).is_dir():
+        read_state(init_from)
+    if pack_to is not None:
+        if Path(pack_to).exists() and not Path(pack_to).is_dir():
+            raise DataError(f"pack_to {str(pack_to)!r} is a file; give a folder to keep the packed checkpoint in")
+        if out_dir is not None and Path(pack_to).resolve() == Path(out_dir).resolve():
+            raise ValueError(f"pack_to must be another folder than the checkpoint folder out_dir={str(out_dir)!r}")
     if teacher is not None:
         if class_balance == "logit_adjust":
             raise ValueError("teacher (distillation) and class_balance='logit_adjust' do not combine; "
@@ -374,8 +382,9 @@ def train_backbone(
         Stop after this many epochs in this call (checkpoints are kept), to split
         long runs across sessions.
     pack_to : path, optional
-        A folder to keep a packed copy of the checkpoint in (written after every epoch and at the
-        end of the call, also when this call trains no epoch): the form to commit and resume from.
+        A folder to keep a packed copy of the checkpoint in, written after every epoch (and by a
+        call that trains no epoch, to pack a folder as it stands): the form to commit and resume
+        from. Not ``out_dir`` itself.
 
     Returns
     -------
@@ -388,16 +397,14 @@ def train_backbone(
     import tensorflow as tf
 
     check_options(class_balance=class_balance, balance_tau=balance_tau, init_from=init_from, teacher=teacher,
-                  distill_alpha=distill_alpha, distill_temperature=distill_temperature)
+                  distill_alpha=distill_alpha, distill_temperature=distill_temperature, pack_to=pack_to,
+                  out_dir=out_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "state.json"
     init_path = Path(init_from) if init_from else None
     if init_path is not None and init_path.is_dir() and not state_file.exists():
-        if not (init_path / "state.json").is_file() or not (
-                (init_path / "last.keras").is_file() or (init_path / PACKED).is_file()):
-            raise DataError(f"init_from {str(init_path)!r} is not a checkpoint folder (needs state.json and "
-                            f"last.keras, or state.json and {PACKED})")
+        read_state(init_path)
         for name in ("state.json", "last.keras", "best.weights.h5", PACKED):
             if (init_path / name).exists():
                 shutil.copyfile(init_path / name, out / name)
@@ -413,6 +420,11 @@ def train_backbone(
                         f"{distill}: pass the same teacher and settings, or another out_dir")
     state["distill"] = distill
     model_kwargs = dict(model or {})
+    asked = json.loads(json.dumps(model_kwargs))  # as state.json holds it
+    if state["epochs_done"] > 0 and state.get("model", asked) != asked:
+        raise DataError(f"{state_file} was trained with model {state['model']}; this call asks for {asked}: pass "
+                        "the same backbone settings, or another out_dir")
+    state["model"] = asked
     n_classes = int(model_kwargs.get("n_classes", 7))
     start = state["epochs_done"]
     stop = epochs if max_epochs_this_call is None else min(epochs, start + max_epochs_this_call)
@@ -437,8 +449,8 @@ def train_backbone(
         )
         packed = state["epochs_done"] > 0 and not (out / "last.keras").exists()
         if packed and not (out / PACKED).exists():
-            raise DataError(f"{state_file} says {state['epochs_done']} epoch(s) are done but {out / 'last.keras'} is "
-                            f"missing; delete {out} to train from scratch")
+            raise DataError(f"{state_file} says {state['epochs_done']} epoch(s) are done but {out} holds neither "
+                            f"last.keras nor {PACKED}; delete {out} to train from scratch")
         prior = class_prior(train_labels, n_classes)
         metrics = ["accuracy"]
         if teacher is not None:
@@ -467,7 +479,7 @@ def train_backbone(
                 metrics=metrics,
             )
             if packed:
-                best = restore_packed(net, out / PACKED)
+                best = restore_packed(net, out / PACKED, epochs_done=state["epochs_done"])
                 twin = build_backbone(**model_kwargs)
                 twin.set_weights(best if best is not None else net.get_weights())
                 twin.save_weights(out / "best.weights.h5")
@@ -510,7 +522,8 @@ def train_backbone(
                     self.model.stop_training = True
                 self.model.save(out / "last.keras.tmp.keras")
                 os.replace(out / "last.keras.tmp.keras", out / "last.keras")
-                state_file.write_text(json.dumps(state, indent=1))
+                (out / PACKED).unlink(missing_ok=True)  # a packed checkpoint copied in is now behind last.keras
+                write_text_atomic(state_file, json.dumps(state, indent=1))
                 if pack_to is not None:
                     self.pack()
                 log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in logs.items()})
@@ -522,6 +535,7 @@ def train_backbone(
             net.fit(train_ds, validation_data=val_ds, epochs=stop, initial_epoch=start,
                     callbacks=[checkpoint], verbose=2)
         elif pack_to is not None and state["epochs_done"] > 0:
+            write_text_atomic(state_file, json.dumps(state, indent=1))
             checkpoint.set_model(net)
             checkpoint.pack()
         finished = state["stopped_early"] or state["epochs_done"] >= epochs
