@@ -68,6 +68,8 @@ def test_restoring_gives_the_weights_exactly_and_the_optimizer_to_bfloat16(packe
 
 
 def test_a_new_folder_resumes_the_packed_copy_on_the_same_schedule(packed, faces):
+    import keras
+
     from emotify_ml.backbones.train import train_backbone
 
     root, _ = packed
@@ -75,10 +77,13 @@ def test_a_new_folder_resumes_the_packed_copy_on_the_same_schedule(packed, faces
     resumed = train_backbone(X, y, X, y, out_dir=root / "elsewhere", init_from=root / "packed", **KWARGS)
     assert resumed["epochs_done"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["model_path"] is not None
-    # the iteration count came back: the learning rate continues where the first machine left it
-    straight = train_backbone(X, y, X, y, out_dir=root / "straight", max_epochs_this_call=2, **KWARGS)
-    assert resumed["history"][1]["learning_rate"] == pytest.approx(straight["history"][1]["learning_rate"], rel=1e-6)
-    assert resumed["history"][1]["learning_rate"] != pytest.approx(straight["history"][0]["learning_rate"], rel=1e-3)
+    # the iteration count came back: the learning rate after epoch 2 is the schedule's after two epochs of steps
+    steps = -(-len(X) // KWARGS["batch_size"])
+    schedule = keras.optimizers.schedules.CosineDecay(2e-4, decay_steps=2 * steps, warmup_target=2e-3,
+                                                      warmup_steps=steps, alpha=0.01)  # train_backbone's, 3 epochs
+    after = [float(schedule(n * steps)) for n in (1, 2, 3)]
+    assert after[0] > after[1] > after[2]
+    assert [h["learning_rate"] for h in resumed["history"]] == pytest.approx(after, rel=1e-5)
 
 
 def test_a_call_that_trains_no_epoch_packs_the_folder_as_it_stands(packed, faces):
@@ -181,6 +186,32 @@ def test_init_from_a_folder_without_a_checkpoint_says_what_it_needs(tmp_path, fa
         train_backbone(X, y, X, y, out_dir=tmp_path / "b", init_from=tmp_path / "half", **KWARGS)
 
 
+def test_a_run_resumed_from_a_packed_folder_logs_the_earlier_epochs(packed, tmp_path):
+    import shutil
+
+    import mlflow
+
+    from pipelines.train_backbone import log_resumed_history
+
+    root, _ = packed
+    source = shutil.copytree(root / "packed", tmp_path / "packed")
+    (source / "mlflow_run.json").write_text(json.dumps({"run_id": "the-first-machines-run"}))
+    uri, before = f"sqlite:///{tmp_path}/m.db", mlflow.get_tracking_uri()
+    client = mlflow.tracking.MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(run_id=run_id):
+            log_resumed_history(source, tmp_path / "fresh")
+            log_resumed_history(None, tmp_path / "fresh")  # nothing to resume: nothing more logged
+    finally:
+        mlflow.set_tracking_uri(before)
+    run = client.get_run(run_id)
+    assert run.data.tags["continues_run"] == "the-first-machines-run" and run.data.tags["resumed_after_epoch"] == "1"
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1]
+
+
+@pytest.mark.slow
 def test_a_tracked_training_resumed_on_another_machine_logs_the_whole_curve(tmp_path, hydra_main):
     """Machine one trains epoch 1 and leaves the packed folder; machine two (another store) trains epoch 2."""
     import mlflow
