@@ -37,7 +37,7 @@ def log_resumed_history(init_from, out_dir: Path) -> None:
     state = read_state(source)
     for row in state["history"]:
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-    tags = {"resumed_from": str(source), "resumed_after_epoch": str(state.get("epochs_done", 0))}
+    tags = {"resumed_from": str(source), "resumed_after_epoch": str(state["epochs_done"])}
     if (source / "mlflow_run.json").exists():
         tags["continues_run"] = json.loads((source / "mlflow_run.json").read_text())["run_id"]
     mlflow.set_tags(tags)

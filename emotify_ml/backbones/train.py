@@ -403,8 +403,7 @@ def train_backbone(
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "state.json"
     init_path = Path(init_from) if init_from else None
-    if init_path is not None and init_path.is_dir() and not state_file.exists():
-        read_state(init_path)
+    if init_path is not None and init_path.is_dir() and not state_file.exists():  # checked by check_options
         for name in ("state.json", "last.keras", "best.weights.h5", PACKED):
             if (init_path / name).exists():
                 shutil.copyfile(init_path / name, out / name)
@@ -480,9 +479,6 @@ def train_backbone(
             )
             if packed:
                 best = restore_packed(net, out / PACKED, epochs_done=state["epochs_done"])
-                twin = build_backbone(**model_kwargs)
-                twin.set_weights(best if best is not None else net.get_weights())
-                twin.save_weights(out / "best.weights.h5")
                 log.info("resuming the packed checkpoint %s after epoch %d", out / PACKED, state["epochs_done"])
         augmenter = build_augmenter(**(augment or {}), seed=seed)
         onehot = lambda y: np.eye(n_classes, dtype="float32")[y]  # noqa: E731
@@ -497,10 +493,10 @@ def train_backbone(
         class Checkpoint(keras.callbacks.Callback):
             twin = None  # an uncompiled copy of the net: its weights file holds no optimizer state (a third the size)
 
-            def save_best(self):
+            def save_best(self, weights=None):
                 if self.twin is None:
                     self.twin = build_backbone(**model_kwargs)
-                self.twin.set_weights(self.model.get_weights())
+                self.twin.set_weights(self.model.get_weights() if weights is None else weights)
                 self.twin.save_weights(out / "best.tmp.weights.h5")
                 os.replace(out / "best.tmp.weights.h5", out / "best.weights.h5")
 
@@ -531,12 +527,14 @@ def train_backbone(
                     on_epoch_end(epoch + 1, logs)
 
         checkpoint = Checkpoint()
+        checkpoint.set_model(net)
+        if packed:  # best.weights.h5 from the packed file (None: its last epoch is the best)
+            checkpoint.save_best(best)
         if will_train:
             net.fit(train_ds, validation_data=val_ds, epochs=stop, initial_epoch=start,
                     callbacks=[checkpoint], verbose=2)
         elif pack_to is not None and state["epochs_done"] > 0:
             write_text_atomic(state_file, json.dumps(state, indent=1))
-            checkpoint.set_model(net)
             checkpoint.pack()
         finished = state["stopped_early"] or state["epochs_done"] >= epochs
     finally:
