@@ -43,6 +43,10 @@ class UntrustedModelError(ModelError, PermissionError):
     """A model Emotify refuses to load: a remote URI not allowed, or a folder holding a pickle (code run on load)."""
 
 
+class FolderInUseError(EmotifyError, RuntimeError):
+    """A folder another process is writing: a training's checkpoint folder held by a running training."""
+
+
 class SourceError(EmotifyError, OSError):
     """A live source (camera, video, image folder) cannot be opened or read."""
 

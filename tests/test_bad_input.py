@@ -191,6 +191,19 @@ def test_bad_training_options_are_one_line_and_open_no_run(override, message, tm
     assert not store.exists() and not (tmp_path / "out").exists()
 
 
+def test_a_folder_another_training_holds_is_one_line_and_opens_no_run(tmp_path, hydra_main, capsys):
+    """A second training on a held out_dir stops before its run opens, and leaves the first's folder as it was."""
+    from emotify_ml.backbones.checkpoint import hold
+
+    store, out = tmp_path / "m.db", tmp_path / "out"
+    with hold(out), pytest.raises(SystemExit) as info:
+        hydra_main("pipelines.train_backbone", "backbone=vgg_small", f"tracking.uri=sqlite:///{store}", f"out_dir={out}")
+    assert info.value.code == 2
+    assert one_error_line(capsys.readouterr().err).startswith(
+        f"error: {str(out)!r} is being written by another training (pid {os.getpid()} on ")
+    assert not store.exists() and [p.name for p in out.iterdir()] == [".lock"]
+
+
 def test_export_into_a_folder_that_holds_other_things_is_one_line(tmp_path, hydra_main, capsys):
     """``out=`` is replaced by the compiled copy: a folder of other files (here: a note) is refused, not deleted."""
     (tmp_path / "notes.txt").write_text("mine")

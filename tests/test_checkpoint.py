@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -230,3 +231,17 @@ def test_a_tracked_training_resumed_on_another_machine_logs_the_whole_curve(tmp_
     assert run.data.tags["continues_run"] == first and run.data.tags["resumed_after_epoch"] == "1"
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]  # epoch 1 from the first machine
     assert "test_accuracy" in run.data.metrics and (tmp_path / "two" / "backbone.keras").exists()
+
+
+def test_a_held_folder_refuses_a_second_holder_until_released(tmp_path):
+    from emotify_ml.backbones.checkpoint import hold
+    from emotify_ml.exceptions import FolderInUseError
+
+    with hold(tmp_path / "run", None, tmp_path / "packed"):
+        assert (tmp_path / "run" / ".lock").read_text().startswith(f"pid {os.getpid()} on ")
+        with pytest.raises(FolderInUseError, match="is being written by another training"), hold(tmp_path / "packed"):
+            pass
+        with hold(tmp_path / "other"):  # other folders stay free
+            pass
+    with hold(tmp_path / "run"), hold(tmp_path / "packed"):  # released at the end of the block
+        pass

@@ -19,19 +19,61 @@ settings are the resuming call's (a ``last.keras`` resume takes them from the fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from emotify_ml.exceptions import DataError
+from emotify_ml.exceptions import DataError, FolderInUseError
 
 PACKED = "checkpoint.npz"
+LOCK = ".lock"
 _FORMAT = 1
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+@contextlib.contextmanager
+def hold(*folders):
+    """Hold the checkpoint folders of one training for the block, so that a second training cannot write them.
+
+    Two trainings resuming one folder would each write their own checkpoints over the other's, epoch
+    by epoch. The hold is an exclusive ``flock`` on ``<folder>/.lock`` (the file names the holder),
+    released when the block ends or the process dies, even by SIGKILL, so it never goes stale. ``None``
+    entries are skipped; missing folders are created. Where ``fcntl`` is missing (Windows) nothing is held.
+
+    Raises
+    ------
+    FolderInUseError
+        Another process holds one of the folders.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for folder in (Path(f) for f in folders if f is not None):
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = stack.enter_context(open(folder / LOCK, "a+"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another process"
+                raise FolderInUseError(
+                    f"{str(folder)!r} is being written by another training ({holder}): two trainings in one "
+                    "checkpoint folder overwrite each other's checkpoints; wait for it or stop it, or give this "
+                    "one another out_dir / pack_to") from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            lock.flush()
+        yield
 
 
 def read_state(folder) -> dict:
