@@ -44,10 +44,15 @@ def log_resumed_history(init_from, out_dir: Path) -> None:
 
 
 def train(cfg: DictConfig) -> dict:
+    import mlflow
+    from sklearn.metrics import accuracy_score, f1_score
+
     from emotify_ml.backbones.checkpoint import hold
     from emotify_ml.backbones.cnn import check_architecture
-    from emotify_ml.backbones.train import check_options
+    from emotify_ml.backbones.train import check_options, train_backbone
+    from emotify_ml.features.cnn_embedding import BackboneClassifier
     from emotify_ml.labels import TEST, TRAIN, VALIDATION
+    from emotify_ml.mlflow_runs import log_json, tracked_run
 
     config = to_dict(cfg)
     options = ("class_balance", "balance_tau", "init_from", "teacher", "distill_alpha", "distill_temperature",
@@ -61,25 +66,13 @@ def train(cfg: DictConfig) -> dict:
     if not len(train_set) or not len(val_set):
         raise ValueError(f"data at {data.root!r} needs Training and PublicTest images; got counts {data.counts()}")
     out_dir = Path(config["out_dir"])
-    with hold(out_dir, config["train"].get("pack_to")):  # one training a folder; held before the run opens
-        return _train(config, data, out_dir, (train_set, val_set, test_set))
-
-
-def _train(config: dict, data, out_dir: Path, splits) -> dict:
-    """The tracked training of :func:`train`, its folders held."""
-    import mlflow
-    from sklearn.metrics import accuracy_score, f1_score
-
-    from emotify_ml.backbones.train import train_backbone
-    from emotify_ml.features.cnn_embedding import BackboneClassifier
-    from emotify_ml.mlflow_runs import log_json, tracked_run
-
-    train_set, val_set, test_set = splits
     run_file = out_dir / "mlflow_run.json"
     run_id = json.loads(run_file.read_text())["run_id"] if run_file.exists() else None
 
-    with tracked_run(tracking_uri=config["tracking"]["uri"], experiment=config["tracking"]["experiment"],
-                     run_name=config["run_name"], run_id=run_id, config=config, tags={"kind": "backbone"}) as run:
+    # one training a folder: out_dir and pack_to are held (and created) before the run opens
+    with hold(out_dir, config["train"].get("pack_to")), tracked_run(
+            tracking_uri=config["tracking"]["uri"], experiment=config["tracking"]["experiment"],
+            run_name=config["run_name"], run_id=run_id, config=config, tags={"kind": "backbone"}) as run:
         run_file.write_text(json.dumps({"run_id": run.info.run_id}))
         if run_id is None:
             mlflow.log_params({"data.hash": data.content_hash(), "data.n_train": len(train_set),
