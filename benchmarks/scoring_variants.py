@@ -1,4 +1,4 @@
-"""Scoring variants that need no training, on validation: how views combine, the crops' light, models averaged.
+"""Scoring variants that need no training, on validation: views, the crops' light and detail, the class prior, models.
 
 Every variant scores the product's crops of each face in the product's views (margins 0 -/+ the spread,
 each mirrored), as :class:`emotify_ml.scoring.FrameStep` scores a camera face; the product averages the
@@ -10,6 +10,14 @@ views' probabilities:
   crop's mean and standard deviation set to those of FER-2013's training faces), ``equalise``
   (``cv2.equalizeHist``) and ``clahe`` (``cv2.createCLAHE(2.0, (4, 4))``). They ask whether the web
   photos' light, not their faces, is what the model gets wrong;
+- **the crops' detail**: ``sharpen`` (an unsharp mask, amount 0.6 at sigma 1, which brings the web
+  photos' median :func:`detail_of` to FER-2013's) and ``soften`` (a Gaussian blur, sigma 0.8, the other
+  way). They ask the same of fine detail: the web photos' crops hold less of it than FER-2013's faces;
+- **the class prior** the head assumes, FER-2013's, moved toward another (the probabilities re-weighted
+  by the ratio of the priors to the power ``strength``, renormalised: Saerens et al., 2002):
+  :data:`IN_THE_WILD_COUNTS`, how often each expression occurs among faces on the web, an estimate made
+  without muxspace_dev, at half and full strength; and a uniform prior (every emotion alike). They ask how
+  much of the gap is how often each emotion occurs, not how each looks;
 - **models averaged**: with two or more ``--model``, the mean of their probabilities, next to each
   model alone (an ensemble at serving time: it costs each model's time on every crop).
 
@@ -37,7 +45,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 RESULTS = REPO / "benchmarks" / "results"
 SHARED = REPO.parent / "shared"
-NORMALISATIONS = ("none", "standardise", "equalise", "clahe")
+IN_THE_WILD_COUNTS = {"angry": 24882, "disgust": 3803, "fear": 6378, "happy": 134415, "neutral": 74874,
+                      "sad": 25459, "surprise": 14090}
+"""Faces of each emotion in AffectNet's training set (Mollahosseini et al., 2017; contempt left out), as the
+counts are commonly quoted: faces found on the web by emotion keywords, labelled by hand."""
+NORMALISATIONS = ("none", "standardise", "equalise", "clahe", "sharpen", "soften")
 
 
 def normalise(crops: np.ndarray, how: str, *, mean: float, std: float) -> np.ndarray:
@@ -56,9 +68,36 @@ def normalise(crops: np.ndarray, how: str, *, mean: float, std: float) -> np.nda
     elif how == "clahe":
         clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
         out = np.stack([clahe.apply(c) for c in flat])
+    elif how == "sharpen":
+        x = flat.astype(np.float32)
+        soft = np.stack([cv2.GaussianBlur(c, (0, 0), 1.0) for c in x])
+        out = np.clip(x + 0.6 * (x - soft), 0, 255).round().astype(np.uint8)
+    elif how == "soften":
+        out = np.stack([cv2.GaussianBlur(c, (0, 0), 0.8) for c in flat])
     else:
         raise ValueError(f"unknown normalisation {how!r}; expected one of {', '.join(NORMALISATIONS)}")
     return out.reshape(crops.shape)
+
+
+def detail_of(crops: np.ndarray) -> np.ndarray:
+    """(N,): each crop's fine detail, its mean absolute Laplacian over its standard deviation (free of its light)."""
+    import cv2
+
+    flat = np.asarray(crops, np.float32).reshape(-1, *np.shape(crops)[-2:])
+    laplacian = np.stack([np.abs(cv2.Laplacian(c, cv2.CV_32F)).mean() for c in flat])
+    return laplacian / np.maximum(flat.std(axis=(1, 2)), 1.0)
+
+
+def shift_prior(proba: np.ndarray, source, target, strength: float = 1.0) -> np.ndarray:
+    """(N, K): ``proba`` made under the class prior ``source`` re-weighted toward the prior ``target``.
+
+    Each class's probability is multiplied by ``(target / source) ** strength`` and each row renormalised
+    (0: unchanged; 1: the posterior under ``target`` if the model's probabilities were calibrated under
+    ``source``). Priors are counts or shares, in the columns' order.
+    """
+    source, target = (np.asarray(p, np.float64) / np.sum(p) for p in (source, target))
+    out = np.asarray(proba, np.float64) * (target / source) ** strength
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def geometric_mean(proba: np.ndarray) -> np.ndarray:
@@ -88,13 +127,16 @@ def main(argv=None) -> int:
     from head_balance import RULE_MARGIN, rule
 
     from emotify_ml.data import load_fer2013
-    from emotify_ml.labels import TEST, TRAIN, VALIDATION
+    from emotify_ml.labels import EMOTIONS, TEST, TRAIN, VALIDATION
     from emotify_ml.models import load_emotion_model
 
     t0 = time.perf_counter()
     models = {str(uri or "default"): load_emotion_model(uri, runtime=args.runtime) for uri in args.model}
     first_name, first = next(iter(models.items()))
-    fer_light = light_of(load_fer2013(args.fer_root).split(TRAIN).images)
+    train = load_fer2013(args.fer_root).split(TRAIN)
+    fer_train, fer_prior = train.images, np.bincount(train.labels, minlength=len(EMOTIONS))
+    fer_light = light_of(fer_train)
+    priors = {"in the wild": [IN_THE_WILD_COUNTS[c] for c in EMOTIONS], "uniform": np.ones(len(EMOTIONS))}
     sets = {"publictest": fer_test_crops(args.fer_root, first, VALIDATION),
             "muxspace_dev": photo_crops(args.photos, first),
             "privatetest": fer_test_crops(args.fer_root, first, TEST)}
@@ -104,6 +146,9 @@ def main(argv=None) -> int:
         views = {name: per_view(model.predict_proba, crops) for name, model in models.items()}
         proba[f"{first_name}, views averaged (the product)", set_name] = views[first_name].mean(axis=1)
         proba[f"{first_name}, views' geometric mean", set_name] = geometric_mean(views[first_name])
+        for prior, strength in (("in the wild", 0.5), ("in the wild", 1.0), ("uniform", 1.0)):
+            proba[f"{first_name}, prior moved to {prior}, strength {strength}", set_name] = shift_prior(
+                views[first_name].mean(axis=1), fer_prior, priors[prior], strength)
         for how in NORMALISATIONS[1:]:
             proba[f"{first_name}, crops normalised: {how}", set_name] = mean_of_views(
                 first.predict_proba, normalise(crops, how, **fer_light))
@@ -132,8 +177,11 @@ def main(argv=None) -> int:
     print(f"\nthe rule picks: {chosen['variant']}")
     write_json({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python", *sys.argv]),
                 "models": {k: {"source": str(m.source), "runtime": m.runtime} for k, m in models.items()},
-                "fer_train_light": fer_light,
+                "fer_train_light": fer_light, "fer_train_prior": fer_prior.tolist(),
+                "priors": {k: np.asarray(v).tolist() for k, v in priors.items()},
                 "crops_light": {name: light_of(block[1][:, 0]) for name, block in sets.items()},
+                "detail_quartiles": {name: np.percentile(detail_of(crops), [25, 50, 75]).tolist() for name, crops in
+                                     [("fer_train", fer_train), *((n, b[1][:, 0]) for n, b in sets.items())]},
                 "counts": {name: block[3] for name, block in sets.items()},
                 "rule": "(PublicTest accuracy + muxspace_dev macro-F1) / 2; replaces the first row only when higher "
                         f"by > {RULE_MARGIN}", "chosen": chosen["variant"], "rows": rows,

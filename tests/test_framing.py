@@ -1,6 +1,6 @@
 """The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py), the
 evaluations the backbone ablation reads (benchmarks/backbone_ablation.py), the scoring variants
-(benchmarks/scoring_variants.py: the crops' light, the views' geometric mean) and the head fitted on views
+(benchmarks/scoring_variants.py: the crops' light and detail, the views' geometric mean) and the head fitted on views
 (benchmarks/views_head.py)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -96,6 +97,34 @@ def test_light_normalisations_of_crops_in_views():
     assert abs(out[1, 2].mean() - 129.5) < 1.0 and abs(out[1, 2].std() - 54.1) < 1.0  # crop by crop
     with pytest.raises(ValueError, match="expected one of none, standardise"):
         scoring_variants.normalise(crops, "gamma", **light)
+
+
+def test_detail_of_crops_and_the_variants_that_move_it():
+    rng = np.random.default_rng(0)
+    grain = rng.integers(0, 256, size=(48, 48), dtype=np.uint8)
+    smooth = cv2.normalize(cv2.GaussianBlur(grain, (0, 0), 3.0), None, 0, 255, cv2.NORM_MINMAX)
+    dim = (smooth * 0.5 + 40).round().astype(np.uint8)  # the same face in half the contrast, darker
+    detail = scoring_variants.detail_of(np.stack([grain, smooth, dim]))
+    assert detail.shape == (3,) and detail[0] > 2 * detail[1]  # grain holds more fine detail than a blur of it
+    assert abs(detail[1] - detail[2]) < 0.1 * detail[1]  # and the measure ignores the crop's light
+    crops = np.stack([smooth, grain])[None].repeat(2, axis=0)  # (2 faces, 2 views, 48, 48)
+    light = {"mean": 129.5, "std": 54.1}
+    sharp, soft = (scoring_variants.normalise(crops, how, **light) for how in ("sharpen", "soften"))
+    assert sharp.shape == soft.shape == crops.shape and sharp.dtype == soft.dtype == np.uint8
+    before = scoring_variants.detail_of(crops)
+    assert np.all(scoring_variants.detail_of(sharp) > before) and np.all(scoring_variants.detail_of(soft) < before)
+
+
+def test_a_prior_shift_reweights_by_the_ratio_of_priors():
+    proba = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    same = scoring_variants.shift_prior(proba, [10, 20, 30], [1, 2, 3])  # counts or shares: the same prior
+    np.testing.assert_allclose(same, proba)
+    np.testing.assert_allclose(scoring_variants.shift_prior(proba, [1, 1, 1], [9, 1, 1], strength=0.0), proba)
+    full = scoring_variants.shift_prior(proba, [1, 1, 2], [2, 1, 1])  # class 0 twice as common, class 2 half
+    np.testing.assert_allclose(full[0], np.array([1.0, 0.3, 0.1]) / 1.4)
+    np.testing.assert_allclose(full.sum(axis=1), 1.0)
+    half = scoring_variants.shift_prior(proba, [1, 1, 2], [2, 1, 1], strength=0.5)
+    assert proba[0, 0] < half[0, 0] < full[0, 0] and full[1, 2] < half[1, 2] < proba[1, 2]
 
 
 def test_views_combined_by_their_geometric_mean():
