@@ -59,7 +59,8 @@ def muxspace_metrics(client, uri: str, views: tuple | None = None) -> dict | Non
     path, since a folder shipped anew holds another model: its evaluations are those of that run's model
     and those of a folder that came from that run (``model.source`` tag, :func:`pipelines.evaluate.model_identity`).
     Only evaluations that scored each face in ``views`` count (:func:`evaluation_views`; default: the
-    product's, :class:`~emotify_ml.scoring.ScoringOptions`), so two models are compared as scored alike.
+    product's, :class:`~emotify_ml.scoring.ScoringOptions`) under the model's own class prior
+    (``scoring.prior`` ``training``, the default), so two models are compared as scored alike.
     """
     experiment = client.get_experiment_by_name(MUX_EXPERIMENT)
     if experiment is None:
@@ -72,7 +73,8 @@ def muxspace_metrics(client, uri: str, views: tuple | None = None) -> dict | Non
     views = product_views() if views is None else views
     runs = [run for query in queries for run in client.search_runs(
         [experiment.experiment_id], f"{query} and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=100) if evaluation_views(run.data.params) == views]
+        order_by=["attributes.start_time DESC"], max_results=100)
+        if evaluation_views(run.data.params) == views and evaluation_prior(run.data.params) == "training"]
     if not runs:
         return None
     run = max(runs, key=lambda r: r.info.start_time)
@@ -87,6 +89,14 @@ def product_views() -> tuple[float, bool]:
 
     options = ScoringOptions()
     return float(options.crop_spread), bool(options.mirror)
+
+
+def evaluation_prior(params: dict) -> str:
+    """The class prior an evaluation run scored under: a name, ``"mapping"`` for its own shares (logged one param
+    an emotion), ``"training"`` for runs from before the setting."""
+    if any(key.startswith("scoring.prior.") for key in params):
+        return "mapping"
+    return params.get("scoring.prior", "training")
 
 
 def evaluation_views(params: dict) -> tuple[float, bool]:

@@ -13,11 +13,11 @@ views' probabilities:
 - **the crops' detail**: ``sharpen`` (an unsharp mask, amount 0.6 at sigma 1, which brings the web
   photos' median :func:`detail_of` to FER-2013's) and ``soften`` (a Gaussian blur, sigma 0.8, the other
   way). They ask the same of fine detail: the web photos' crops hold less of it than FER-2013's faces;
-- **the class prior** the head assumes, FER-2013's, moved toward another (the probabilities re-weighted
-  by the ratio of the priors to the power ``strength``, renormalised: Saerens et al., 2002):
-  :data:`IN_THE_WILD_COUNTS`, how often each expression occurs among faces on the web, an estimate made
-  without muxspace_dev, at half and full strength; and a uniform prior (every emotion alike). They ask how
-  much of the gap is how often each emotion occurs, not how each looks;
+- **the class prior** the head assumes, FER-2013's, moved toward another (:mod:`emotify_ml.scoring.prior`:
+  the probabilities re-weighted by the ratio of the priors to the power ``strength``, renormalised):
+  ``web``, how often each emotion occurs among faces in photos on the web, an estimate made without
+  muxspace_dev, at half and full strength (full: the product's ``prior="web"``); and ``uniform``. They ask
+  how much of the gap is how often each emotion occurs, not how each looks;
 - **models averaged**: with two or more ``--model``, the mean of their probabilities, next to each
   model alone (an ensemble at serving time: it costs each model's time on every crop).
 
@@ -45,10 +45,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 RESULTS = REPO / "benchmarks" / "results"
 SHARED = REPO.parent / "shared"
-IN_THE_WILD_COUNTS = {"angry": 24882, "disgust": 3803, "fear": 6378, "happy": 134415, "neutral": 74874,
-                      "sad": 25459, "surprise": 14090}
-"""Faces of each emotion in AffectNet's training set (Mollahosseini et al., 2017; contempt left out), as the
-counts are commonly quoted: faces found on the web by emotion keywords, labelled by hand."""
 NORMALISATIONS = ("none", "standardise", "equalise", "clahe", "sharpen", "soften")
 
 
@@ -88,18 +84,6 @@ def detail_of(crops: np.ndarray) -> np.ndarray:
     return laplacian / np.maximum(flat.std(axis=(1, 2)), 1.0)
 
 
-def shift_prior(proba: np.ndarray, source, target, strength: float = 1.0) -> np.ndarray:
-    """(N, K): ``proba`` made under the class prior ``source`` re-weighted toward the prior ``target``.
-
-    Each class's probability is multiplied by ``(target / source) ** strength`` and each row renormalised
-    (0: unchanged; 1: the posterior under ``target`` if the model's probabilities were calibrated under
-    ``source``). Priors are counts or shares, in the columns' order.
-    """
-    source, target = (np.asarray(p, np.float64) / np.sum(p) for p in (source, target))
-    out = np.asarray(proba, np.float64) * (target / source) ** strength
-    return out / out.sum(axis=1, keepdims=True)
-
-
 def geometric_mean(proba: np.ndarray) -> np.ndarray:
     """(N, 7): the views' probabilities (N, V, 7) combined by their geometric mean, rows renormalised."""
     log = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, 1.0)).mean(axis=1)
@@ -129,6 +113,7 @@ def main(argv=None) -> int:
     from emotify_ml.data import load_fer2013
     from emotify_ml.labels import EMOTIONS, TEST, TRAIN, VALIDATION
     from emotify_ml.models import load_emotion_model
+    from emotify_ml.scoring.prior import PRIORS, prior_weights, reweight
 
     t0 = time.perf_counter()
     models = {str(uri or "default"): load_emotion_model(uri, runtime=args.runtime) for uri in args.model}
@@ -136,7 +121,8 @@ def main(argv=None) -> int:
     train = load_fer2013(args.fer_root).split(TRAIN)
     fer_train, fer_prior = train.images, np.bincount(train.labels, minlength=len(EMOTIONS))
     fer_light = light_of(fer_train)
-    priors = {"in the wild": [IN_THE_WILD_COUNTS[c] for c in EMOTIONS], "uniform": np.ones(len(EMOTIONS))}
+    shifts = {(prior, strength): prior_weights(prior, dict(zip(EMOTIONS, fer_prior.tolist())), strength)
+              for prior, strength in (("web", 0.5), ("web", 1.0), ("uniform", 1.0))}
     sets = {"publictest": fer_test_crops(args.fer_root, first, VALIDATION),
             "muxspace_dev": photo_crops(args.photos, first),
             "privatetest": fer_test_crops(args.fer_root, first, TEST)}
@@ -146,9 +132,9 @@ def main(argv=None) -> int:
         views = {name: per_view(model.predict_proba, crops) for name, model in models.items()}
         proba[f"{first_name}, views averaged (the product)", set_name] = views[first_name].mean(axis=1)
         proba[f"{first_name}, views' geometric mean", set_name] = geometric_mean(views[first_name])
-        for prior, strength in (("in the wild", 0.5), ("in the wild", 1.0), ("uniform", 1.0)):
-            proba[f"{first_name}, prior moved to {prior}, strength {strength}", set_name] = shift_prior(
-                views[first_name].mean(axis=1), fer_prior, priors[prior], strength)
+        for (prior, strength), weights in shifts.items():
+            proba[f"{first_name}, prior moved to {prior}, strength {strength}", set_name] = reweight(
+                views[first_name].mean(axis=1), weights)
         for how in NORMALISATIONS[1:]:
             proba[f"{first_name}, crops normalised: {how}", set_name] = mean_of_views(
                 first.predict_proba, normalise(crops, how, **fer_light))
@@ -178,7 +164,7 @@ def main(argv=None) -> int:
     write_json({"date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python", *sys.argv]),
                 "models": {k: {"source": str(m.source), "runtime": m.runtime} for k, m in models.items()},
                 "fer_train_light": fer_light, "fer_train_prior": fer_prior.tolist(),
-                "priors": {k: np.asarray(v).tolist() for k, v in priors.items()},
+                "priors": {k: dict(v) for k, v in PRIORS.items() if v is not None},
                 "crops_light": {name: light_of(block[1][:, 0]) for name, block in sets.items()},
                 "detail_quartiles": {name: np.percentile(detail_of(crops), [25, 50, 75]).tolist() for name, crops in
                                      [("fer_train", fer_train), *((n, b[1][:, 0]) for n, b in sets.items())]},

@@ -62,7 +62,8 @@ class PhotoScores:
 
 def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, align: bool = True,
                     crop_spread: float = _SCORING.crop_spread, mirror: bool = _SCORING.mirror,
-                    views_on_crops: bool = _SCORING.views_on_crops, detector: str = _DETECTOR.kind,
+                    views_on_crops: bool = _SCORING.views_on_crops, prior=_SCORING.prior,
+                    detector: str = _DETECTOR.kind,
                     det_size: int | None = _DETECTOR.det_size,
                     score_threshold: float = _DETECTOR.score_threshold, retry_size: int | None = _DETECTOR.retry_size):
     """The checked :class:`~emotify_ml.scoring.ScoringOptions` of these settings (``ValueError`` for a bad one).
@@ -73,7 +74,7 @@ def scoring_options(*, detect: str = "always", margin: float = DEFAULT_MARGIN, a
     Cheap (no detector is made), so a caller can check settings before it starts anything.
     """
     return ScoringOptions(detect=detect, margin=margin, align=bool(align), crop_spread=crop_spread, mirror=mirror,
-                          views_on_crops=views_on_crops,
+                          views_on_crops=views_on_crops, prior=prior,
                           detector=DetectorOptions(kind=detector, det_size=det_size,
                                                    score_threshold=float(score_threshold),
                                                    retry_size=retry_size)).check()

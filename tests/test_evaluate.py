@@ -91,6 +91,10 @@ def test_cli_error_is_one_line(tmp_path):
                                  "margin alone); got 'wide'"),
     ("scoring.mirror=maybe", "mirror must be true or false; got 'maybe'"),
     ("scoring.views_on_crops=maybe", "views_on_crops must be true or false; got 'maybe'"),
+    ("scoring.prior=camera", "prior must be one of training, web, uniform or a mapping of each emotion to its share; "
+                             "got 'camera'"),
+    ("scoring.prior={happy: 1}", "a prior gives a share to each of angry, disgust, fear, happy, sad, surprise, neutral; "
+                                 "missing ['angry', 'disgust', 'fear', 'neutral', 'sad', 'surprise']"),
 ])
 def test_a_bad_scoring_setting_is_one_line_and_opens_no_run(tmp_path, override, says):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

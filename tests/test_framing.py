@@ -64,9 +64,14 @@ def test_the_ablation_knows_a_model_folder_by_the_run_it_came_from(tmp_path, cop
     folder = tmp_path / "shipped"
     folder.mkdir()
     (folder / "provenance.json").write_text(json.dumps({"run_id": "abc123"}))
-    def evaluation(uri, source, f1, start_time, views=True):
+    def evaluation(uri, source, f1, start_time, views=True, prior=None):
         run = client.create_run(experiment, start_time=start_time, tags={"model.uri": uri, "model.source": source})
         client.log_metric(run.info.run_id, "val_macro_f1", f1)
+        if isinstance(prior, dict):  # a mapping is logged one param an emotion
+            for emotion, share in prior.items():
+                client.log_param(run.info.run_id, f"scoring.prior.{emotion}", share)
+        elif prior is not None:
+            client.log_param(run.info.run_id, "scoring.prior", prior)
         if views:  # the product's views; an evaluation from before them logged no such params (one crop)
             client.log_param(run.info.run_id, "scoring.crop_spread", 0.05)
             client.log_param(run.info.run_id, "scoring.mirror", True)
@@ -82,6 +87,12 @@ def test_the_ablation_knows_a_model_folder_by_the_run_it_came_from(tmp_path, cop
     evaluation("runs:/abc123/model", "runs:/abc123/model", 0.36, 4000, views=False)
     assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.38
     assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model", views=(0.0, False))["macro_f1"] == 0.36
+    # nor one under another class prior than the model's own
+    evaluation("runs:/abc123/model", "runs:/abc123/model", 0.43, 5000, prior="web")
+    evaluation("runs:/abc123/model", "runs:/abc123/model", 0.44, 5500, prior={"happy": 4, "neutral": 3})
+    assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.38
+    evaluation("runs:/abc123/model", "runs:/abc123/model", 0.40, 6000, prior="training")
+    assert backbone_ablation.muxspace_metrics(client, "runs:/abc123/model")["macro_f1"] == 0.40
 
 
 def test_light_normalisations_of_crops_in_views():
@@ -113,18 +124,6 @@ def test_detail_of_crops_and_the_variants_that_move_it():
     assert sharp.shape == soft.shape == crops.shape and sharp.dtype == soft.dtype == np.uint8
     before = scoring_variants.detail_of(crops)
     assert np.all(scoring_variants.detail_of(sharp) > before) and np.all(scoring_variants.detail_of(soft) < before)
-
-
-def test_a_prior_shift_reweights_by_the_ratio_of_priors():
-    proba = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
-    same = scoring_variants.shift_prior(proba, [10, 20, 30], [1, 2, 3])  # counts or shares: the same prior
-    np.testing.assert_allclose(same, proba)
-    np.testing.assert_allclose(scoring_variants.shift_prior(proba, [1, 1, 1], [9, 1, 1], strength=0.0), proba)
-    full = scoring_variants.shift_prior(proba, [1, 1, 2], [2, 1, 1])  # class 0 twice as common, class 2 half
-    np.testing.assert_allclose(full[0], np.array([1.0, 0.3, 0.1]) / 1.4)
-    np.testing.assert_allclose(full.sum(axis=1), 1.0)
-    half = scoring_variants.shift_prior(proba, [1, 1, 2], [2, 1, 1], strength=0.5)
-    assert proba[0, 0] < half[0, 0] < full[0, 0] and full[1, 2] < half[1, 2] < proba[1, 2]
 
 
 def test_views_combined_by_their_geometric_mean():

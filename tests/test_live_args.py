@@ -41,6 +41,7 @@ def test_an_absurd_margin_is_refused_before_anything_is_opened(capsys):
     (["--retry-size", "10"], "retry_size must be an int >= 32 (longest side in pixels), or 0/None for one look; got 10"),
     (["--crop-spread", "0.4"], "crop_spread must be a number in [0, 0.25] (a fraction of the face box; 0: the margin "
                                "alone); got 0.4"),
+    (["--prior", "camera"], "argument --prior: invalid choice: 'camera'"),
 ])
 def test_a_bad_runtime_or_detection_interval_is_one_usage_line(args, says, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:

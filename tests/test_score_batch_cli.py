@@ -60,6 +60,9 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, model_dir):
     proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "crop_spread=-0.1", f"model={model_dir}", tmp=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == ("error: crop_spread must be a number in [0, 0.25] (a "
                                                             "fraction of the face box; 0: the margin alone); got -0.1")
+    proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "prior={happy: 2, sad: -1}", f"model={model_dir}",
+               tmp=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: a prior gives a share to each of angry")
     proc = cli(f"input={SAMPLE}", f"output={tmp_path / 'out'}", "views_on_crops=maybe", f"model={model_dir}", tmp=tmp_path)
     (line,) = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and line.startswith("error: ") and "views_on_crops" in line and "not a valid bool" in line
@@ -84,7 +87,9 @@ def test_cli_options_become_the_typed_dataclass(tmp_path):
     with initialize_config_dir(config_dir=str(REPO / "experiments"), version_base="1.3"):
         cfg = compose("score_batch", overrides=["input=photos/", "output=scores/", "engine=spark", "detect=never",
                                                 "detector.kind=haar", "frame_stride=5", "spark.master='local[4]'",
-                                                "+spark.conf={spark.executor.memory: 4g}", "tracking.uri=sqlite:///x.db"])
+                                                "+spark.conf={spark.executor.memory: 4g}", "tracking.uri=sqlite:///x.db",
+                                                "prior={angry: 1, disgust: 1, fear: 1, happy: 4, sad: 1, surprise: 1, "
+                                                "neutral: 3}"])
     options = entry.to_options(cfg)
     assert isinstance(options, BatchOptions) and isinstance(options.spark, SparkOptions)
     assert (options.input, options.output, options.engine, options.detect, options.frame_stride) == (
@@ -92,6 +97,7 @@ def test_cli_options_become_the_typed_dataclass(tmp_path):
     assert options.detector == DetectorOptions(kind="haar") and options.margin == BatchOptions().margin
     assert options.spark.master == "local[4]" and options.spark.conf == {"spark.executor.memory": "4g"}
     assert options.tracking_uri == "sqlite:///x.db"
+    assert type(options.prior) is dict and options.prior["happy"] == 4 and BatchOptions().prior == "training"
     options.check()
 
 

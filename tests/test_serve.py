@@ -521,6 +521,9 @@ def test_cli_bad_arguments_and_taken_port(capsys):
     with pytest.raises(SystemExit) as bad:
         main(["--port", "70000"])
     assert bad.value.code == EXIT_USAGE
+    with pytest.raises(SystemExit) as bad:
+        main(["--prior", "camera"])
+    assert bad.value.code == EXIT_USAGE and "argument --prior: invalid choice: 'camera'" in capsys.readouterr().err
     for flag in ("--max-image-mb", "--max-video-mb", "--max-video-seconds"):
         for value in ("nan", "inf", "0"):
             with pytest.raises(SystemExit) as bad:

@@ -20,6 +20,7 @@ import signal
 import sys
 
 from emotify_ml.scoring.options import DETECTOR_KINDS, SMOOTHING_METHODS, ScoringOptions, StreamOptions
+from emotify_ml.scoring.prior import PRIORS
 
 PROG = "python -m emotify_ml.live"
 
@@ -76,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: %(default)s; 0: the margin alone, one crop a face with --no-mirror)")
     det.add_argument("--no-mirror", dest="mirror", action="store_false",
                      help="do not also score each face's crops mirrored")
+    det.add_argument("--prior", choices=tuple(PRIORS), default=scoring.prior,
+                     help="how often to expect each emotion: training (FER-2013's shares, the model as it is), web "
+                     "(faces in photos: mostly neutral and happy; fewer neutral faces read as angry or sad) or "
+                     "uniform (default: %(default)s)")
 
     sm = p.add_argument_group("tracking and smoothing")
     sm.add_argument("--smoothing", choices=SMOOTHING_METHODS, default=smoothing.method, help="temporal smoothing of each face's probabilities (default: %(default)s)")
@@ -245,7 +250,7 @@ def _components(args):
                                args.retry_size or None)
     scoring = ScoringOptions(detector=detector,
                              margin=args.margin, align=args.align, crop_spread=args.crop_spread, mirror=args.mirror,
-                             runtime=args.runtime).check()
+                             prior=args.prior, runtime=args.runtime).check()
     stream = StreamOptions(SmoothingOptions(args.smoothing, args.alpha, args.window),
                            TrackingOptions(args.iou, args.max_missed), detect_every=args.detect_every).check()
     return scoring, stream, scoring.detector.make()
@@ -280,7 +285,8 @@ def _score(args, parts, say):
     views = (f"margin {scoring.margin}" + (f" -/+ {scoring.crop_spread}" if len(step.view_offsets) > 1 else "")
              + (", mirrored" if step.mirror else "") + f" ({step.n_views} crop{'s' * (step.n_views > 1)} a face)")
     say(f"source: {source.description}; detector: {detector!r}{thresholds}; views: {views}; "
-        f"smoothing: {stream.smoother!r}" + ("; actions: on" if predictor is not None else ""))
+        f"smoothing: {stream.smoother!r}" + (f"; prior: {scoring.prior}" if scoring.prior != "training" else "")
+        + ("; actions: on" if predictor is not None else ""))
     say("press q or Esc in the window to quit" if display else "press Ctrl-C to stop")
     pace = source.kind == "video" and (args.realtime or display is not None)
     return run_live(source, stream, display=display, video=video, jsonl=jsonl, max_frames=args.max_frames,

@@ -16,7 +16,8 @@ Batch scoring classifies the crops of many pictures in one call: :meth:`FrameSte
 In a detecting step (``detect`` auto or always) every face is scored in several views
 (:attr:`FrameStep.n_views`): cropped at its margin and at that margin -/+ ``crop_spread``, each also
 mirrored; ``classify`` averages the model's probabilities over a face's views. Face crops given as
-pictures (``detect="never"``) are scored once, unless ``views_on_crops``.
+pictures (``detect="never"``) are scored once, unless ``views_on_crops``. Every face's probabilities are
+then re-weighted to the options' ``prior`` (none for the default, ``"training"``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from emotify_ml.features.preprocessing import FACE_SIZE, crop_faces
 from emotify_ml.labels import EMOTIONS
 from emotify_ml.scoring.faces import Faces
 from emotify_ml.scoring.options import ScoringOptions
+from emotify_ml.scoring.prior import prior_weights, reweight
 
 STAGES = ("detect", "crop", "embed", "classify", "track", "actions", "draw")
 """Stages timed per frame, in order (``track`` and ``actions`` by the stream, ``draw`` by the live loop)."""
@@ -72,6 +74,9 @@ class FrameStep:
         ``options.views_on_crops``).
     n_views : int
         Crops per face: ``len(view_offsets)``, doubled by ``mirror``.
+    prior_weights : ndarray of shape (7,) or None
+        What each emotion's probability is multiplied by before renormalising, for ``options.prior``
+        (:func:`emotify_ml.scoring.prior.prior_weights`); None under the model's own prior.
     """
 
     def __init__(self, model, detector=None, options: ScoringOptions | None = None):
@@ -92,6 +97,7 @@ class FrameStep:
         self.view_offsets = (0.0, -spread, spread) if spread else (0.0,)
         self.mirror = bool(self.options.mirror) and not crops_given
         self.n_views = len(self.view_offsets) * (2 if self.mirror else 1)
+        self.prior_weights = prior_weights(self.options.prior)
         self.face_size = _face_size(model)
         self._reports_timings = _takes_timings(model)
 
@@ -201,7 +207,8 @@ class FrameStep:
         """(K, 7) probabilities of K faces' grey crops, one model call for all of them.
 
         ``crops`` is (K, V, S, S), the views of each face (:meth:`locate`), whose probabilities are
-        averaged, or one crop a face as the model takes it ((K, S, S) grey, (K, H, W, 3) BGR, a list).
+        averaged, or one crop a face as the model takes it ((K, S, S) grey, (K, H, W, 3) BGR, a list);
+        then re-weighted to the options' prior (:attr:`prior_weights`).
         ``timings`` receives ``embed`` and ``classify`` ms.
         """
         timings = {} if timings is None else timings
@@ -218,7 +225,8 @@ class FrameStep:
             t = time.perf_counter()  # a model that cannot split its time: all of it is "classify"
             proba = np.asarray(self.model.predict_proba(flat), np.float64)
             timings["embed"], timings["classify"] = 0.0, _ms(t)
-        return proba.reshape(k, views, -1).mean(axis=1) if views > 1 else proba
+        proba = proba.reshape(k, views, -1).mean(axis=1) if views > 1 else proba
+        return reweight(proba, self.prior_weights)
 
     def score(self, frame: np.ndarray, *, picture: bool = True, index: int = 0, timestamp: float = 0.0,
               name: str | None = None, detections=None, track_boxes=None, track_iou: float = 0.3) -> Faces:

@@ -29,6 +29,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MODEL, EXIT_ADDRESS = 0, 1, 2, 3, 6
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
+    from emotify_ml.scoring.prior import PRIORS
+
     p = argparse.ArgumentParser(
         prog=PROG, description="Serve Emotify over HTTP: REST (/v1/analyze, /v1/analyze/video, /v1/model), a "
         "websocket of webcam frames (/v1/stream), the webcam page (/) and the API docs (/docs).",
@@ -58,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most media time of a video that is scored, in seconds (default: 600)")
     p.add_argument("--workers", type=int, default=None,
                    help="threads scoring frames (default: the CPU cores)")
+    p.add_argument("--prior", choices=tuple(PRIORS), default="training",
+                   help="how often to expect each emotion: training (FER-2013's shares, the model as it is), web "
+                   "(faces in photos: mostly neutral and happy) or uniform (default: training; "
+                   "emotify_ml.scoring.prior)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level (default: warning)")
     return p
@@ -141,11 +147,13 @@ def main(argv=None) -> int:
 
 def _serve(args, sock, loopback, say) -> int:
     from emotify_ml.exceptions import EmotifyError, ModelError
+    from emotify_ml.scoring.options import ScoringOptions
     from emotify_ml.serve.app import LOOPBACK_HOSTS, ServeSettings, create_app
     from emotify_ml.serve.engine import load_engine
 
     try:
-        engine = load_engine(args.model, tracking_uri=args.tracking_uri, allow_remote=args.allow_remote_model)
+        engine = load_engine(args.model, tracking_uri=args.tracking_uri, allow_remote=args.allow_remote_model,
+                             scoring=ScoringOptions(detect="always", prior=args.prior))
     except ModelError as exc:  # not found, of the wrong kind, or refused (remote, pickled)
         return _fail(str(exc), EXIT_MODEL)
     except EmotifyError as exc:
