@@ -82,7 +82,23 @@ def test_health_and_model(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     model = client.get("/v1/model").json()
     assert model == {"name": "stub", "version": "7", "classes": list(EMOTIONS), "runtime": "sklearn",
-                     "source": "given"}
+                     "source": "given", "prior": "training"}
+
+
+def test_the_prior_is_reported_and_applied(make_client, jpeg):
+    from emotify_ml.scoring import ScoringOptions
+    from emotify_ml.scoring.prior import prior_weights, reweight
+
+    plain = make_client().post("/v1/analyze", content=jpeg, headers={"Content-Type": "image/jpeg"}).json()
+    client = make_client(make_engine(scoring=ScoringOptions(detect="always", prior="web")))
+    assert client.get("/v1/model").json()["prior"] == "web"
+    web = client.post("/v1/analyze", content=jpeg, headers={"Content-Type": "image/jpeg"}).json()
+    (before,), (after,) = plain["faces"], web["faces"]
+    expected = reweight(np.array([[before["probabilities"][c] for c in EMOTIONS]]), prior_weights("web"))[0]
+    np.testing.assert_allclose([after["probabilities"][c] for c in EMOTIONS], expected, atol=1e-4)
+    assert np.abs(expected - [before["probabilities"][c] for c in EMOTIONS]).max() > 0.01  # the prior moved it
+    custom = make_client(make_engine(scoring=ScoringOptions(detect="always", prior=dict.fromkeys(EMOTIONS, 1))))
+    assert custom.get("/v1/model").json()["prior"] == "custom"
 
 
 @pytest.mark.parametrize("ext,media", [(".jpg", "image/jpeg"), (".png", "image/png"), (".webp", "image/webp")])
@@ -454,7 +470,9 @@ class BlockingEngine:
     """An engine whose ``analyze`` waits until released (to show the event loop stays free)."""
 
     def __init__(self):
-        self.info = ModelInfo("blocking", None)
+        from emotify_ml.scoring import ScoringOptions
+
+        self.info, self.scoring = ModelInfo("blocking", None), ScoringOptions(detect="always")
         self.started, self.release = threading.Event(), threading.Event()
 
     def warm_up(self):

@@ -220,8 +220,9 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
              responses=_AUTH)
     async def model(engine: EngineDep):
         info = engine.info
+        prior = engine.scoring.prior
         return ModelResponse(name=info.name, version=info.version, classes=list(info.classes), runtime=info.runtime,
-                             source=info.source)
+                             source=info.source, prior=prior if isinstance(prior, str) else "custom")
 
     @app.post("/v1/analyze", response_model=AnalyzeResponse, response_model_exclude_unset=True, tags=["analyze"],
               summary="Faces and emotions of one image", openapi_extra=_IMAGE_BODY, responses=_ERRORS)

@@ -27,6 +27,8 @@ class ModelResponse(ModelSummary):
     classes: list[str] = Field(description="class names, in the order of every probability vector")
     runtime: str = Field(description="`keras` (CNN features), `sklearn`, or a compiled runtime")
     source: str = Field(description="`champion`, `shipped` or `given` (`--model`)")
+    prior: str = Field(description="the class prior faces are scored under (`--prior`): `training` (FER-2013's class "
+                       "shares, the model's probabilities as they are), `web`, `uniform`, or `custom`")
 
 
 class Actions(BaseModel):

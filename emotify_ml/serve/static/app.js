@@ -56,7 +56,8 @@
       const model = await (await api("/v1/model")).json();
       state.classes = model.classes;
       const version = model.version ? " v" + model.version : "";
-      $("model").textContent = `model: ${model.name}${version} (${model.source}, ${model.runtime})`;
+      const prior = model.prior && model.prior !== "training" ? `, prior ${model.prior}` : "";
+      $("model").textContent = `model: ${model.name}${version} (${model.source}, ${model.runtime}${prior})`;
     } catch (error) {
       $("model").textContent = "model: unknown";
       showMessage(error.message);
