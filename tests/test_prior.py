@@ -31,7 +31,7 @@ def test_weights_are_the_ratio_of_the_priors():
     np.testing.assert_allclose(prior_weights("uniform", source=dict.fromkeys(EMOTIONS, 3)), np.ones(7))
 
 
-def test_reweighting_renormalises_and_moves_only_unsure_faces():
+def test_reweighting_renormalises_and_turns_a_torn_face_not_a_sure_one():
     proba = np.array([[0.90, 0.0, 0.02, 0.02, 0.02, 0.02, 0.02],    # sure: angry
                       [0.40, 0.0, 0.05, 0.05, 0.05, 0.05, 0.40]])   # torn between angry and neutral
     assert reweight(proba, None) is proba

@@ -61,11 +61,10 @@ def check_prior(prior) -> None:
     if not isinstance(prior, Mapping):
         raise ValueError(f"prior must be one of {', '.join(PRIORS)} or a mapping of each emotion to its share; "
                          f"got {type(prior).__name__} {prior!r}")
-    missing, unknown = set(EMOTIONS) - set(prior), set(prior) - set(EMOTIONS)
-    if missing or unknown:
-        raise ValueError(f"a prior gives a share to each of {', '.join(EMOTIONS)}; "
-                         + (f"missing {sorted(missing)}" if missing else "") + ("; " if missing and unknown else "")
-                         + (f"unknown {sorted(unknown)}" if unknown else ""))
+    missing, unknown = sorted(set(EMOTIONS) - set(prior)), sorted(set(prior) - set(EMOTIONS))
+    wrong = [f"{what} {names}" for what, names in (("missing", missing), ("unknown", unknown)) if names]
+    if wrong:
+        raise ValueError(f"a prior gives a share to each of {', '.join(EMOTIONS)}; {'; '.join(wrong)}")
     bad = {k: v for k, v in prior.items()
            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0}
     if bad:

@@ -29,6 +29,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_MODEL, EXIT_ADDRESS = 0, 1, 2, 3, 6
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
+    from emotify_ml.scoring.options import ScoringOptions
     from emotify_ml.scoring.prior import PRIORS
 
     p = argparse.ArgumentParser(
@@ -60,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most media time of a video that is scored, in seconds (default: 600)")
     p.add_argument("--workers", type=int, default=None,
                    help="threads scoring frames (default: the CPU cores)")
-    p.add_argument("--prior", choices=tuple(PRIORS), default="training",
+    p.add_argument("--prior", choices=tuple(PRIORS), default=ScoringOptions.prior,
                    help="how often to expect each emotion: training (FER-2013's shares, the model as it is), web "
-                   "(faces in photos: mostly neutral and happy) or uniform (default: training; "
+                   "(faces in photos: mostly neutral and happy) or uniform (default: %(default)s; "
                    "emotify_ml.scoring.prior)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level (default: warning)")
