@@ -186,9 +186,14 @@ async def _drive(devtools_url: str, page_url: str, shot: Path, image: Path, vide
                                             "frames: window.emotify.frames})")
         png = await cdp.call("Page.captureScreenshot", {"format": "png"}, session)
         shot.write_bytes(base64.b64decode(png["data"]))
+        before = later["frames"]  # the page's prior: the webcam reconnects under it, and files are scored under it
+        await cdp.evaluate(session, """(() => { const select = document.getElementById('prior');
+            select.value = 'web'; select.dispatchEvent(new Event('change')); })()""")
+        reprior = await _wait_for(cdp, session, f"""window.emotify.streamPrior === 'web' &&
+            window.emotify.frames > {before} + 2 && {{frames: window.emotify.frames}}""", 15)
         await _choose_file(cdp, session, image)  # an image: annotated, with its faces listed
         dropped = await _wait_for(cdp, session, """window.emotify.lastImage && {
-            faces: window.emotify.lastImage.faces.length,
+            faces: window.emotify.lastImage.faces.length, prior: window.emotify.lastImage.prior,
             label: (document.querySelector('#image-faces .face-label') || {}).textContent}""", 30)
         await _choose_file(cdp, session, video)  # a video: its timeline, and CSV/JSON downloads
         video_done = await _wait_for(cdp, session, """!document.getElementById('download-csv').disabled && {
@@ -196,7 +201,8 @@ async def _drive(devtools_url: str, page_url: str, shot: Path, image: Path, vide
             summary: window.emotify.videoLines[window.emotify.videoLines.length - 1].type,
             progress: document.getElementById('video-progress').textContent}""", 60)
         await cdp.call("Target.closeTarget", {"targetId": target})
-        return {"first": seen, "later": later, "first_face_s": first_face_s, "image": dropped, "video": video_done}
+        return {"first": seen, "later": later, "first_face_s": first_face_s, "reprior": reprior, "image": dropped,
+                "video": video_done}
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -235,7 +241,9 @@ def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_came
     assert "emotify-emotion" in first["model"]
     assert later["points"] > first["points"] and later["frames"] > first["frames"]  # the timeline grows
     assert shot.stat().st_size > 10_000
+    assert result["reprior"], "the webcam did not go on under the prior chosen in the page"
     assert result["image"] and result["image"]["faces"] == 1 and result["image"]["label"] in EMOTIONS
+    assert result["image"]["prior"] == "web"
     assert result["video"], "the dropped video was not scored within 60 s"
     assert result["video"]["summary"] == "summary"
     assert result["video"]["lines"] == 7  # 12 frames, of which the page asks for every 2nd, and the summary

@@ -1,7 +1,7 @@
 """The framing measurement (benchmarks/framing.py), the head-choice rule (benchmarks/head_balance.py), the
 evaluations the backbone ablation reads (benchmarks/backbone_ablation.py), the scoring variants
-(benchmarks/scoring_variants.py: the crops' light and detail, the views' geometric mean) and the head fitted on views
-(benchmarks/views_head.py)."""
+(benchmarks/scoring_variants.py: the crops' light and detail, the views' geometric mean, the prior estimated
+by EM) and the head fitted on views (benchmarks/views_head.py)."""
 
 from __future__ import annotations
 
@@ -124,6 +124,25 @@ def test_detail_of_crops_and_the_variants_that_move_it():
     assert sharp.shape == soft.shape == crops.shape and sharp.dtype == soft.dtype == np.uint8
     before = scoring_variants.detail_of(crops)
     assert np.all(scoring_variants.detail_of(sharp) > before) and np.all(scoring_variants.detail_of(soft) < before)
+
+
+def test_estimate_prior_recovers_a_label_shift_from_calibrated_probabilities():
+    # three classes, one feature: x ~ N(mean of the class, 1); the model's probabilities are the exact posteriors
+    # under the source prior, so EM must find the prior the faces were drawn with, and the source's under no shift
+    rng = np.random.default_rng(0)
+    means, source = np.array([-2.0, 0.0, 2.0]), np.array([0.2, 0.3, 0.5])
+
+    def posteriors(prior):
+        y = rng.choice(3, size=20_000, p=prior)
+        likelihood = np.exp(-0.5 * ((rng.normal(means[y], 1.0))[:, None] - means) ** 2)
+        joint = likelihood * source
+        return joint / joint.sum(axis=1, keepdims=True)
+
+    shifted = np.array([0.7, 0.2, 0.1])
+    np.testing.assert_allclose(scoring_variants.estimate_prior(posteriors(shifted), source * 10), shifted, atol=0.02)
+    np.testing.assert_allclose(scoring_variants.estimate_prior(posteriors(source), source), source, atol=0.02)
+    # the plain mean of the probabilities is pulled toward the source prior; EM is not
+    assert abs(posteriors(shifted).mean(axis=0)[0] - 0.7) > 0.05
 
 
 def test_views_combined_by_their_geometric_mean():

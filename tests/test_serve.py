@@ -82,7 +82,7 @@ def test_health_and_model(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     model = client.get("/v1/model").json()
     assert model == {"name": "stub", "version": "7", "classes": list(EMOTIONS), "runtime": "sklearn",
-                     "source": "given", "prior": "training"}
+                     "source": "given", "prior": "training", "priors": ["training", "web", "uniform"]}
 
 
 def test_the_prior_is_reported_and_applied(make_client, jpeg):
@@ -99,6 +99,42 @@ def test_the_prior_is_reported_and_applied(make_client, jpeg):
     assert np.abs(expected - [before["probabilities"][c] for c in EMOTIONS]).max() > 0.01  # the prior moved it
     custom = make_client(make_engine(scoring=ScoringOptions(detect="always", prior=dict.fromkeys(EMOTIONS, 1))))
     assert custom.get("/v1/model").json()["prior"] == "custom"
+    assert plain["prior"] == "training" and web["prior"] == "web"
+
+
+def probabilities_of(face) -> list[float]:
+    return [face["probabilities"][c] for c in EMOTIONS]
+
+
+def test_a_request_chooses_its_prior(make_client, jpeg, video):
+    from emotify_ml.scoring import ScoringOptions
+
+    image = {"content": jpeg, "headers": {"Content-Type": "image/jpeg"}}
+    web_server = make_client(make_engine(scoring=ScoringOptions(detect="always", prior="web")))
+    client = make_client()
+    by_request = client.post("/v1/analyze?prior=web", **image).json()
+    by_server = web_server.post("/v1/analyze", **image).json()
+    assert by_request["prior"] == by_server["prior"] == "web"
+    assert probabilities_of(by_request["faces"][0]) == probabilities_of(by_server["faces"][0])
+    # and back: a web server asked for the model's own prior answers as a server of the model's own prior
+    own = web_server.post("/v1/analyze?prior=training", **image).json()
+    assert own["prior"] == "training"
+    assert probabilities_of(own["faces"][0]) == probabilities_of(client.post("/v1/analyze", **image).json()["faces"][0])
+    with client.websocket_connect("/v1/stream?prior=web") as ws:
+        assert ws.receive_json()["prior"] == "web"
+        ws.send_bytes(jpeg)
+        streamed = ws.receive_json()["faces"][0]  # a track's first frame: this frame's probabilities
+    assert probabilities_of(streamed) == probabilities_of(by_request["faces"][0])
+    summary = [json.loads(line) for line in client.post("/v1/analyze/video?prior=uniform&stride=5",
+                                                        content=video).text.splitlines()][-1]
+    assert summary["type"] == "summary" and summary["prior"] == "uniform"
+    bad = client.post("/v1/analyze?prior=camera", **image)
+    assert_clean_error(bad, 422, "invalid_request")
+    assert "prior" in bad.json()["message"] and "'training', 'web' or 'uniform'" in bad.json()["message"]
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/v1/stream?prior=camera") as ws:
+        ws.receive_json()
+    assert refused.value.code == 1008
+    assert refused.value.reason == "query parameter 'prior': Input should be 'training', 'web' or 'uniform'"
 
 
 @pytest.mark.parametrize("ext,media", [(".jpg", "image/jpeg"), (".png", "image/png"), (".webp", "image/webp")])
@@ -473,12 +509,13 @@ class BlockingEngine:
         from emotify_ml.scoring import ScoringOptions
 
         self.info, self.scoring = ModelInfo("blocking", None), ScoringOptions(detect="always")
+        self.prior = self.scoring.prior
         self.started, self.release = threading.Event(), threading.Event()
 
     def warm_up(self):
         pass
 
-    def analyze(self, frame, actions=False):
+    def analyze(self, frame, actions=False, prior=None):
         self.started.set()
         self.release.wait(10)
         return [], {}

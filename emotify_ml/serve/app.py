@@ -35,7 +35,7 @@ from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.background import BackgroundTask
@@ -46,8 +46,8 @@ from starlette.formparsers import MultiPartException
 from emotify_ml.exceptions import EmotifyError, ModelNotFoundError
 from emotify_ml.serve.decode import (IMAGE_TYPES, RequestInputError, TooLargeError, UnsupportedMediaError,
                                      decode_image)
-from emotify_ml.serve.schemas import (AnalyzeResponse, ErrorBody, Health, ModelResponse, ModelSummary, StreamReply,
-                                      VideoErrorLine, VideoFrameLine, VideoSummaryLine)
+from emotify_ml.serve.schemas import (PRIOR_HELP, AnalyzeResponse, ErrorBody, Health, ModelResponse, ModelSummary,
+                                      PriorName, StreamReply, VideoErrorLine, VideoFrameLine, VideoSummaryLine)
 
 log = logging.getLogger("emotify_ml.serve")
 
@@ -219,24 +219,26 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
     @app.get("/v1/model", response_model=ModelResponse, tags=["service"], summary="The model in use",
              responses=_AUTH)
     async def model(engine: EngineDep):
+        from emotify_ml.scoring.prior import PRIORS
+
         info = engine.info
-        prior = engine.scoring.prior
         return ModelResponse(name=info.name, version=info.version, classes=list(info.classes), runtime=info.runtime,
-                             source=info.source, prior=prior if isinstance(prior, str) else "custom")
+                             source=info.source, prior=engine.prior, priors=list(PRIORS))
 
     @app.post("/v1/analyze", response_model=AnalyzeResponse, response_model_exclude_unset=True, tags=["analyze"],
               summary="Faces and emotions of one image", openapi_extra=_IMAGE_BODY, responses=_ERRORS)
     async def analyze(request: Request, engine: EngineDep,
                       actions: Annotated[bool, Query(description="also predict each person's action from the body "
-                                                     "pose")] = False):
+                                                     "pose")] = False,
+                      prior: Annotated[PriorName | None, Query(description=PRIOR_HELP)] = None):
         """Send the image as the multipart field `image` or as the raw body (`Content-Type: image/jpeg`,
         `image/png`, `image/webp` or `application/octet-stream`). An image without a face gives `"faces": []`."""
         start = time.perf_counter()
         data = await _upload_bytes(request, "image", settings.max_image_bytes)
         records, (height, width) = await run_blocking(app, _decode_then, engine.analyze, data, settings,
-                                                      actions=actions)
-        body = {"faces": records, "model": _summary(engine).model_dump(), "width": width, "height": height,
-                "ms": round((time.perf_counter() - start) * 1000.0, 2)}
+                                                      actions=actions, prior=prior)
+        body = {"faces": records, "model": _summary(engine).model_dump(), "prior": prior or engine.prior,
+                "width": width, "height": height, "ms": round((time.perf_counter() - start) * 1000.0, 2)}
         return AnalyzeResponse.model_validate(body)
 
     @app.post("/v1/analyze/video", tags=["analyze"], summary="Emotions of the faces of a video, as NDJSON",
@@ -247,7 +249,8 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
                             stride: Annotated[int, Query(ge=1, le=10_000, description="score every n-th frame")] = 1,
                             max_seconds: Annotated[float | None, Query(gt=0, description="score at most this much "
                                                                        "media time (capped by the server's limit)")]
-                            = None):
+                            = None,
+                            prior: Annotated[PriorName | None, Query(description=PRIOR_HELP)] = None):
         """Send the video as the multipart field `video` or as the raw body. The answer streams one JSON line
         per scored frame (faces with track ids and smoothed probabilities), then a summary line. The upload
         is staged in a temporary file that is deleted when the answer ends, however it ends."""
@@ -265,12 +268,13 @@ def _add_routes(app: FastAPI, settings: ServeSettings) -> None:
         except BaseException:
             _delete(path)
             raise
-        lines = _video_lines(app, engine, reader, path, stride, limit, start)
+        lines = _video_lines(app, engine, reader, path, stride, limit, start, prior)
         return StreamingResponse(lines, media_type="application/x-ndjson", background=BackgroundTask(_delete, path))
 
     @app.websocket("/v1/stream")
-    async def stream(websocket: WebSocket, actions: bool = False):
-        await _serve_stream(app, websocket, settings, actions)
+    async def stream(websocket: WebSocket, actions: bool = False,
+                     prior: Annotated[PriorName | None, Query(description=PRIOR_HELP)] = None):
+        await _serve_stream(app, websocket, settings, actions, prior)
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
@@ -383,7 +387,7 @@ def _delete(path: str) -> None:
         pass
 
 
-async def _video_lines(app, engine, reader, path, stride, max_seconds, start):
+async def _video_lines(app, engine, reader, path, stride, max_seconds, start, prior=None):
     """NDJSON lines of a video; the staged file is deleted when this ends, however it ends."""
     import numpy as np
 
@@ -395,7 +399,7 @@ async def _video_lines(app, engine, reader, path, stride, max_seconds, start):
     last_t = 0.0
     stopped_by = "end"
     try:
-        stream = await run_blocking(app, engine.open_stream)
+        stream = await run_blocking(app, engine.open_stream, prior=prior)
 
         def step():
             frame = next(frames, None)
@@ -432,7 +436,7 @@ async def _video_lines(app, engine, reader, path, stride, max_seconds, start):
                    "duration": None if reader.duration is None else round(reader.duration, 3),
                    "scored_until": round(last_t, 4), "stopped_by": stopped_by,
                    "tracks": [_track_summary(track_id, t) for track_id, t in sorted(tracks.items())],
-                   "model": _summary(engine).model_dump(),
+                   "model": _summary(engine).model_dump(), "prior": prior or engine.prior,
                    "ms": round((time.perf_counter() - start) * 1000.0, 1)}
         yield json.dumps(summary) + "\n"
     finally:
@@ -452,7 +456,7 @@ def _track_summary(track_id: int, track: dict) -> dict:
             "mean_probabilities": {k: round(float(p), 6) for k, p in zip(EMOTIONS, mean)}}
 
 
-async def _serve_stream(app, websocket: WebSocket, settings: ServeSettings, actions: bool) -> None:
+async def _serve_stream(app, websocket: WebSocket, settings: ServeSettings, actions: bool, prior=None) -> None:
     """One websocket connection: a fresh stream; binary frames in, JSON faces out."""
     engine = app.state.engine
     await websocket.accept()
@@ -460,14 +464,15 @@ async def _serve_stream(app, websocket: WebSocket, settings: ServeSettings, acti
         await websocket.close(code=1013, reason="the model is still loading")
         return
     try:
-        stream = await run_blocking(app, engine.open_stream, actions=actions)
+        stream = await run_blocking(app, engine.open_stream, actions=actions, prior=prior)
     except ModelNotFoundError as exc:
         log.error("a model this connection needs cannot be loaded: %s", exc)
         await websocket.close(code=1011, reason="a model this connection needs is not available on this server")
         return
     info = engine.info
     await websocket.send_json({"type": "hello", "model": {"name": info.name, "version": info.version},
-                               "classes": list(info.classes), "max_frame_bytes": settings.max_image_bytes})
+                               "classes": list(info.classes), "prior": prior or engine.prior,
+                               "max_frame_bytes": settings.max_image_bytes})
     n = 0
     try:
         while True:
@@ -551,12 +556,21 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc: RequestValidationError):
-        parts = []
-        for err in exc.errors():
-            where = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-            place = f"{where[0]} parameter {'.'.join(where[1:])!r}" if len(where) > 1 else ".".join(where) or "request"
-            parts.append(f"{place}: {err.get('msg', 'invalid')}")
-        return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
+        return _error(422, "invalid_request", _validation_message(exc.errors()))
+
+    @app.exception_handler(WebSocketRequestValidationError)
+    async def websocket_validation_error(websocket: WebSocket, exc: WebSocketRequestValidationError):
+        await websocket.close(code=WS_CLOSE_POLICY, reason=_reason(_validation_message(exc.errors())))
+
+
+def _validation_message(errors) -> str:
+    """One line of what was wrong with a request's parameters, e.g. ``query parameter 'prior': Input should be ...``."""
+    parts = []
+    for err in errors:
+        where = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        place = f"{where[0]} parameter {'.'.join(where[1:])!r}" if len(where) > 1 else ".".join(where) or "request"
+        parts.append(f"{place}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
     @app.exception_handler(Exception)
     async def unexpected(request, exc: Exception):

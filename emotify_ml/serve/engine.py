@@ -8,6 +8,11 @@ The HTTP routes and the websocket never touch detectors, crops or models: they c
   :class:`~emotify_ml.scoring.Stream` (its own tracks, smoothing and action smoothing), so a
   new connection starts clean.
 
+Both take the class prior of the request (``prior``: a name in
+:data:`~emotify_ml.scoring.prior.PRIORS`; None, the server's own, ``--prior``): the same frame
+step, scoring options and detector otherwise, so a request under the server's prior and one that
+names it get the same answer.
+
 Both return the scoring core's face records (:meth:`emotify_ml.scoring.Faces.to_records`):
 ``box`` ``[x, y, w, h]``, ``score``, ``landmarks``, ``probabilities`` ``{label: p}`` (this
 frame's), ``label``, and for streams ``track_id`` and ``smoothed``; ``actions`` when asked for.
@@ -15,9 +20,9 @@ The frames of an uploaded video come from :class:`emotify_ml.io.frames.VideoFile
 maximum duration), the one video reader of every app.
 
 The engine is shared by the worker threads of the server's pool. The model is shared (its
-``predict_proba`` is thread-safe); each worker thread has its own frame step and face detector
-(OpenCV's ``FaceDetectorYN`` keeps per-call state), and the action predictor, loaded on first
-use, is called under a lock.
+``predict_proba`` is thread-safe); each worker thread has its own face detector (OpenCV's
+``FaceDetectorYN`` keeps per-call state) and its own frame step for each prior it has been asked
+for, and the action predictor, loaded on first use, is called under a lock.
 """
 
 from __future__ import annotations
@@ -105,13 +110,39 @@ class Engine:
         self._actions_lock = threading.Lock()
         self._load_lock = threading.Lock()
 
-    def step(self):
-        """This thread's :class:`~emotify_ml.scoring.FrameStep` (own detector, shared model)."""
-        step = getattr(self._local, "step", None)
+    @property
+    def prior(self) -> str:
+        """The name of the server's own prior (``scoring.prior``); ``"custom"`` for a mapping."""
+        prior = self.scoring.prior
+        return prior if isinstance(prior, str) else "custom"
+
+    def check_prior(self, prior) -> None:
+        """Raise ``ValueError`` unless ``prior`` is None (the server's own) or a name in :data:`PRIORS`."""
+        from emotify_ml.scoring.prior import PRIORS
+
+        if prior is not None and (not isinstance(prior, str) or prior not in PRIORS):
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
+
+    def step(self, prior: str | None = None):
+        """This thread's :class:`~emotify_ml.scoring.FrameStep` for ``prior`` (None: the server's own).
+
+        The thread's steps share its detector and the engine's model; they differ only in their prior.
+        """
+        self.check_prior(prior)
+        steps = getattr(self._local, "steps", None)
+        if steps is None:
+            steps = self._local.steps = {}
+        key = None if prior is None or prior == self.scoring.prior else prior
+        step = steps.get(key)
         if step is None:
+            from dataclasses import replace
+
             from emotify_ml.scoring.frame import FrameStep
 
-            step = self._local.step = FrameStep(self.model, self._detector_factory(), self.scoring)
+            if not hasattr(self._local, "detector"):
+                self._local.detector = self._detector_factory()
+            options = self.scoring if key is None else replace(self.scoring, prior=key)
+            step = steps[key] = FrameStep(self.model, self._local.detector, options)
         return step
 
     def actions(self):
@@ -129,27 +160,32 @@ class Engine:
         """Score a blank frame once (graph tracing, allocations), so the first request is not slow."""
         self.step().warm_up()
 
-    def analyze(self, frame: np.ndarray, *, actions: bool = False) -> tuple[list[dict], dict]:
+    def analyze(self, frame: np.ndarray, *, actions: bool = False, prior: str | None = None
+                ) -> tuple[list[dict], dict]:
         """Faces of one picture, with no state kept: (records, per-stage milliseconds).
 
         Raises
         ------
         InputError
             The frame is not a BGR/grey uint8 image of at least 16x16 pixels.
+        ValueError
+            ``prior`` is not None or a name in :data:`~emotify_ml.scoring.prior.PRIORS`.
         """
         if actions:
-            faces = self.open_stream(actions=True)._stream.update(frame, picture=True)
+            faces = self.open_stream(actions=True, prior=prior)._stream.update(frame, picture=True)
         else:
-            faces = self.step().score(frame, picture=True)
+            faces = self.step(prior).score(frame, picture=True)
         records = [_stateless(record, actions) for record in faces.to_records()]
         return records, dict(faces.timings)
 
-    def open_stream(self, *, actions: bool = False) -> "FaceStream":
-        """A fresh per-connection stream: its own tracks, smoothing and (``actions``) action smoothing."""
+    def open_stream(self, *, actions: bool = False, prior: str | None = None) -> "FaceStream":
+        """A fresh per-connection stream: its own tracks, smoothing and (``actions``) action smoothing,
+        its faces scored under ``prior`` (None: the server's own)."""
         from emotify_ml.scoring.stream import Stream
 
+        self.check_prior(prior)
         predictor = _LockedActions(self.actions(), self._actions_lock, self.stream_options) if actions else None
-        return FaceStream(Stream(_ThreadStep(self), self.stream_options, actions=predictor))
+        return FaceStream(Stream(_ThreadStep(self, prior), self.stream_options, actions=predictor))
 
 
 class FaceStream:
@@ -207,13 +243,14 @@ def _tidy(record: dict) -> dict:
 
 
 class _ThreadStep:
-    """Stands in for a frame step: each call uses the calling thread's own step (and detector)."""
+    """Stands in for a frame step: each call uses the calling thread's own step (and detector) for ``prior``."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, prior: str | None = None):
         self._engine = engine
+        self._prior = prior
 
     def __getattr__(self, name):
-        return getattr(self._engine.step(), name)
+        return getattr(self._engine.step(self._prior), name)
 
 
 class _LockedActions:

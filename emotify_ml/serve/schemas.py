@@ -6,6 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from emotify_ml.scoring.prior import PRIORS
+
+PriorName = Literal[tuple(PRIORS)]
+"""A class prior a request may ask for (``?prior=``): a name in :data:`emotify_ml.scoring.prior.PRIORS`."""
+PRIOR_HELP = ("the class prior the faces are scored under: `training` (FER-2013's class shares: the model's "
+              "probabilities as they are), `web` (the shares of faces in photos on the web: mostly happy and "
+              "neutral), `uniform`; default: the server's (`--prior`, see `GET /v1/model`)")
+
 
 class ErrorBody(BaseModel):
     """Every 4xx/5xx answer."""
@@ -27,8 +35,10 @@ class ModelResponse(ModelSummary):
     classes: list[str] = Field(description="class names, in the order of every probability vector")
     runtime: str = Field(description="`keras` (CNN features), `sklearn`, or a compiled runtime")
     source: str = Field(description="`champion`, `shipped` or `given` (`--model`)")
-    prior: str = Field(description="the class prior faces are scored under (`--prior`): `training` (FER-2013's class "
-                       "shares, the model's probabilities as they are), `web`, `uniform`, or `custom`")
+    prior: str = Field(description="the class prior faces are scored under unless a request asks for another "
+                       "(`--prior`): `training` (FER-2013's class shares, the model's probabilities as they are), "
+                       "`web`, `uniform`, or `custom`")
+    priors: list[str] = Field(description="the priors a request may ask for with `?prior=`")
 
 
 class Actions(BaseModel):
@@ -55,6 +65,7 @@ class TrackedFace(Face):
 class AnalyzeResponse(BaseModel):
     faces: list[Face]
     model: ModelSummary
+    prior: str = Field(description="the class prior these faces were scored under")
     width: int = Field(description="image width in pixels")
     height: int = Field(description="image height in pixels")
     ms: float = Field(description="server time for decoding and scoring, in milliseconds")
@@ -91,6 +102,7 @@ class VideoSummaryLine(BaseModel):
     stopped_by: Literal["end", "max_seconds", "error"]
     tracks: list[TrackSummary]
     model: ModelSummary
+    prior: str = Field(description="the class prior the faces were scored under")
     ms: float = Field(description="server time, milliseconds")
 
 

@@ -9,6 +9,7 @@
   const state = {
     classes: ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
     token: sessionStorage.getItem("emotify-token") || "",
+    prior: sessionStorage.getItem("emotify-prior") || "",   // "": the server's own (--prior)
     ws: null, stream: null, running: false, lastFaces: [], frames: 0,
     tracks: new Map(),          // track_id -> [{t, p}]
     fps: 0, lastReply: 0, videoLines: [],
@@ -56,13 +57,50 @@
       const model = await (await api("/v1/model")).json();
       state.classes = model.classes;
       const version = model.version ? " v" + model.version : "";
-      const prior = model.prior && model.prior !== "training" ? `, prior ${model.prior}` : "";
-      $("model").textContent = `model: ${model.name}${version} (${model.source}, ${model.runtime}${prior})`;
+      $("model").textContent = `model: ${model.name}${version} (${model.source}, ${model.runtime})`;
+      fillPriors(model);
     } catch (error) {
       $("model").textContent = "model: unknown";
       showMessage(error.message);
     }
   }
+
+  // -- the class prior: the server's own (--prior) unless this page asks for another ----------------------------
+  const PRIOR_NAMES = { training: "as in FER-2013", web: "as in web photos", uniform: "all alike" };
+
+  function fillPriors(model) {
+    const select = $("prior");
+    select.textContent = "";
+    const own = document.createElement("option");
+    own.value = "";
+    own.textContent = `${PRIOR_NAMES[model.prior] || model.prior} (the server's)`;
+    select.appendChild(own);
+    for (const name of model.priors || []) {
+      if (name === model.prior) continue;
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = PRIOR_NAMES[name] || name;
+      select.appendChild(option);
+    }
+    if (![...select.options].some((o) => o.value === state.prior)) state.prior = "";
+    select.value = state.prior;
+  }
+
+  function priorQuery(sep) {
+    return state.prior ? `${sep}prior=${encodeURIComponent(state.prior)}` : "";
+  }
+
+  $("prior").addEventListener("change", (event) => {
+    state.prior = event.target.value;
+    sessionStorage.setItem("emotify-prior", state.prior);
+    if (state.running && state.ws) {  // reconnect under the new prior; tracks start afresh
+      const old = state.ws;
+      state.ws = null;
+      old.close();
+      state.tracks.clear();
+      openSocket();
+    }
+  });
 
   // -- drawing -------------------------------------------------------------------------------------------------
   function colourOf(label) {
@@ -183,7 +221,7 @@
 
   function socketUrl() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = state.token ? "?token=" + encodeURIComponent(state.token) : "";
+    const query = (state.token ? "?token=" + encodeURIComponent(state.token) : "") + priorQuery(state.token ? "&" : "?");
     return `${proto}//${location.host}/v1/stream${query}`;
   }
 
@@ -195,6 +233,7 @@
       const message = JSON.parse(event.data);
       if (message.type === "hello") {
         state.classes = message.classes;
+        state.streamPrior = message.prior;
         $("status").textContent = "connected";
         sendFrame();
       } else if (message.type === "faces") {
@@ -294,7 +333,7 @@
   async function analyzeImage(file) {
     $("video-result").hidden = true;
     try {
-      const response = await api("/v1/analyze", { method: "POST", body: file,
+      const response = await api("/v1/analyze" + priorQuery("?"), { method: "POST", body: file,
         headers: { "Content-Type": file.type || "application/octet-stream" } });
       const result = await response.json();
       const bitmap = await createImageBitmap(file);
@@ -323,7 +362,7 @@
     state.videoLines = lines;
     $("video-progress").textContent = `uploading ${file.name}…`;
     try {
-      const response = await api(`/v1/analyze/video?stride=${stride}&max_seconds=${maxSeconds}`, {
+      const response = await api(`/v1/analyze/video?stride=${stride}&max_seconds=${maxSeconds}${priorQuery("&")}`, {
         method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } });
       const reader = response.body.getReader();
       const decoder = new TextDecoder();

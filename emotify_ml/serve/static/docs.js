@@ -123,7 +123,8 @@
     ws.append(wsTitle, el("p", "", "Send binary JPEG/PNG/WebP frames; each gets one StreamReply (JSON text) with " +
       "track ids and smoothed probabilities. The first message is a hello with the model and classes. Text " +
       "messages are commands: {\"type\": \"reset\"}, {\"type\": \"ping\"}. A frame over the size limit closes " +
-      "the connection with code 1009. ?actions=true adds actions; ?token= for browsers when the server has a token."));
+      "the connection with code 1009. ?actions=true adds actions; ?prior= (training, web, uniform) sets the class " +
+      "prior of the connection's faces, named in the hello; ?token= for browsers when the server has a token."));
     ops.appendChild(ws);
     const schemas = $("schemas");
     for (const [name, schema] of Object.entries((spec.components || {}).schemas || {}).sort()) {
