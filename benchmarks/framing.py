@@ -22,7 +22,7 @@ the live path's per-frame accuracy against the same faces given as crops (``dete
 
     python benchmarks/framing.py [--root ../shared/data/fer2013] [--n 3000] [--scale 4 2]
     python benchmarks/framing.py --effect [--model <uri or folder>] [--margins 0.15 0.0]
-    python benchmarks/framing.py --clip-seeds 1 2 [--model <uri or folder>]
+    python benchmarks/framing.py --clip-seeds 1 2 [--model <uri or folder>] [--prior web]
     python benchmarks/framing.py --views [--model <uri or folder>] [--view-seeds 0 1 2]
 
 ``--views`` chooses the views each face is scored in (:class:`emotify_ml.scoring.ScoringOptions`
@@ -124,7 +124,7 @@ def framing_stats(boxes: np.ndarray, landmarks: np.ndarray, side: int = 48) -> d
 
 
 def clip_effect(model, faces, labels, margins, *, frames_per_face: int = CLIP_FRAMES_PER_FACE, seed: int = 0,
-                align: bool = True, blank_frames: int = CLIP_BLANK_FRAMES) -> dict:
+                align: bool = True, blank_frames: int = CLIP_BLANK_FRAMES, prior: str = "training") -> dict:
     """Per-frame accuracy of the live path on a clip of ``faces`` for each margin, and of the same faces as crops.
 
     The live path is the live loop's :class:`~emotify_ml.scoring.Stream` (tracks: a face whose detector
@@ -137,21 +137,22 @@ def clip_effect(model, faces, labels, margins, *, frames_per_face: int = CLIP_FR
     Each face is followed by ``blank_frames`` faceless frames (not counted), more than the tracker's
     ``max_missed``, so no track carries from one face to the next (two people, not one).
     ``accuracy`` counts frames where no face was found as wrong; ``accuracy_found`` is over the frames with a face.
+    Every path scores under the class prior ``prior`` (:attr:`~emotify_ml.scoring.ScoringOptions.prior`).
     """
     from emotify_ml.io.synthetic import synthetic_frames
     from emotify_ml.photo_evaluation import make_frame_step
     from emotify_ml.scoring import Stream
 
     out = {"n_faces": int(len(faces)), "frames_per_face": frames_per_face, "frame": "640x480, face 200 px, jitter 2 px, "
-           "noise 4", "blank_frames_between_faces": blank_frames, "crops": None, "live": {}}
+           "noise 4", "blank_frames_between_faces": blank_frames, "prior": prior, "crops": None, "live": {}}
     for key, settings in (("crops", {}), ("crops_views", {"views_on_crops": True})):
-        out[key] = crop_accuracy(model, faces, labels, **settings)
+        out[key] = crop_accuracy(model, faces, labels, prior=prior, **settings)
     n, period = len(faces) * frames_per_face, frames_per_face + blank_frames
     variants = [("live", True, {}), ("frames_alone", False, {}), ("live_one_look", True, {"retry_size": None}),
                 ("live_one_crop", True, ONE_CROP)]
     for margin in margins:
         for key, stream, settings in variants:
-            step = make_frame_step(model, detect="always", margin=margin, align=align, **settings)
+            step = make_frame_step(model, detect="always", margin=margin, align=align, prior=prior, **settings)
             score = Stream(step).update if stream else step.score
             correct, found = 0, 0
             for k, frame in enumerate(synthetic_frames(faces, frames_per_face=frames_per_face, face_px=200, seed=seed,
@@ -196,18 +197,20 @@ def clip_faces(root, per_class: int, seed: int):
 
 
 def clip_seeds(args) -> int:
-    """The clip of :func:`effect` with other faces: one clip per seed, at the default margin only."""
+    """The clip of :func:`effect` with other faces: one clip per seed, at the default margin only, under ``--prior``."""
     from emotify_ml.features.preprocessing import DEFAULT_MARGIN
     from emotify_ml.models import load_emotion_model
 
     model = load_emotion_model(args.model)
     result = {"model": str(getattr(model, "source", args.model)), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "command": "python benchmarks/framing.py --clip-seeds " + " ".join(map(str, args.clip_seeds))
-              + (f" --model {args.model}" if args.model else ""), "clips": {}}
+              + (f" --model {args.model}" if args.model else "")
+              + (f" --prior {args.prior}" if args.prior != "training" else ""), "prior": args.prior, "clips": {}}
     print("| seed | crops | live path | found | one look | found | frames alone | one crop |\n"
           "|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seed in args.clip_seeds:
-        clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, seed), [DEFAULT_MARGIN], seed=seed)
+        clip = clip_effect(model, *clip_faces(args.root, args.clip_per_class, seed), [DEFAULT_MARGIN], seed=seed,
+                           prior=args.prior)
         result["clips"][str(seed)] = clip
         live, one, alone, crop = (clip[k][str(DEFAULT_MARGIN)]
                                   for k in ("live", "live_one_look", "frames_alone", "live_one_crop"))
@@ -215,7 +218,8 @@ def clip_seeds(args) -> int:
               f"{live['face_found']:.1%} | {one['accuracy']:.3f} ({one['gap_to_crops_points']:+.1f}) | "
               f"{one['face_found']:.1%} | {alone['accuracy']:.3f} ({alone['gap_to_crops_points']:+.1f}) | "
               f"{crop['accuracy']:.3f} ({crop['gap_to_crops_points']:+.1f}) |", flush=True)
-    write_json(result, Path(args.out).with_name("framing_clip_seeds.json"))
+    name = "framing_clip_seeds.json" if args.prior == "training" else f"framing_clip_seeds_prior_{args.prior}.json"
+    write_json(result, Path(args.out).with_name(name))
     return 0
 
 
@@ -355,6 +359,8 @@ def effect(args) -> int:
 
 
 def main(argv=None) -> int:
+    from emotify_ml.scoring.prior import PRIORS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "fer2013"))
     parser.add_argument("--n", type=int, default=3000, help="training faces, a seeded stratified sample")
@@ -368,6 +374,9 @@ def main(argv=None) -> int:
     parser.add_argument("--clip-per-class", type=int, default=50, help="--effect: PublicTest faces per class in the clip")
     parser.add_argument("--clip-seeds", type=int, nargs="+", default=None,
                         help="only the --effect clip, at the default margin, once per seed (other faces)")
+    parser.add_argument("--prior", default="training", choices=tuple(PRIORS),
+                        help="--clip-seeds: the class prior every path scores under (writes "
+                             "framing_clip_seeds_prior_<prior>.json unless training)")
     parser.add_argument("--views", action="store_true",
                         help="which views of each face to average (margin offsets, mirroring): muxspace_dev and clips")
     parser.add_argument("--view-seeds", type=int, nargs="+", default=[0, 1, 2], help="--views: the clips' seeds")
