@@ -37,10 +37,12 @@ FER2013_TRAIN_COUNTS: dict[str, int] = {"angry": 3995, "disgust": 436, "fear": 4
 
 WEB_COUNTS: dict[str, int] = {"angry": 24882, "disgust": 3803, "fear": 6378, "happy": 134415, "sad": 25459,
                               "surprise": 14090, "neutral": 74874}
-"""Faces of each emotion in AffectNet's training set (Mollahosseini et al., 2017; contempt left out), as the
-counts are commonly quoted: faces found on the web by emotion keywords and labelled by hand, an estimate of
-how often each emotion occurs among faces in photos (happy 47 %, neutral 26 %, sad 9 %, angry 9 %,
-surprise 5 %, fear 2 %, disgust 1 %) made without this project's validation photos."""
+"""Faces of each emotion in AffectNet's training set (Mollahosseini et al., 2017; contempt left out): faces
+found on the web by emotion keywords and labelled by hand, an estimate of how often each emotion occurs among
+faces in photos (happy 47 %, neutral 26 %, sad 9 %, angry 9 %, surprise 5 %, fear 2 %, disgust 1 %) made
+without this project's validation photos. The same per-class counts are listed by a public AffectNet loader
+(Gera and Balasubramanian, 2020, "no of samples in the manually annotated set"); the paper's own table was
+not at hand to check them against."""
 
 PRIORS: dict[str, Mapping[str, float] | None] = {
     "training": None,
