@@ -521,6 +521,21 @@ class BlockingEngine:
         return [], {}
 
 
+class FailingEngine(BlockingEngine):
+    """An engine that fails inside, as a bug would."""
+
+    def analyze(self, frame, actions=False, prior=None):
+        raise RuntimeError("/srv/emotify/secret/path exploded")
+
+
+def test_an_unexpected_failure_is_a_json_500_that_names_no_server_detail(jpeg, caplog):
+    with TestClient(create_app(FailingEngine()), raise_server_exceptions=False) as client:
+        response = client.post("/v1/analyze", content=jpeg)
+    assert_clean_error(response, 500, "internal_error")
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "RuntimeError" in caplog.text  # the server's log says what failed
+
+
 def test_healthz_answers_while_inference_runs(make_client, jpeg):
     engine = BlockingEngine()
     client = make_client(engine, workers=1)

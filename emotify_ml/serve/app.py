@@ -562,6 +562,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def websocket_validation_error(websocket: WebSocket, exc: WebSocketRequestValidationError):
         await websocket.close(code=WS_CLOSE_POLICY, reason=_reason(_validation_message(exc.errors())))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request, exc: Exception):
+        log.error("unexpected error on %s: %s: %s", request.url.path, type(exc).__name__, exc)
+        return _error(500, "internal_error", "the server failed on this request; see its log")
+
 
 def _validation_message(errors) -> str:
     """One line of what was wrong with a request's parameters, e.g. ``query parameter 'prior': Input should be ...``."""
@@ -571,11 +576,6 @@ def _validation_message(errors) -> str:
         place = f"{where[0]} parameter {'.'.join(where[1:])!r}" if len(where) > 1 else ".".join(where) or "request"
         parts.append(f"{place}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
-
-    @app.exception_handler(Exception)
-    async def unexpected(request, exc: Exception):
-        log.error("unexpected error on %s: %s: %s", request.url.path, type(exc).__name__, exc)
-        return _error(500, "internal_error", "the server failed on this request; see its log")
 
 
 # -- the guard ---------------------------------------------------------------------------------------------------
