@@ -214,7 +214,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_webcam_page_shows_faces_labels_and_a_growing_timeline(server, fake_camera, tmp_path):
-    """Webcam: a box and a label within 15 s, a growing timeline; then an image and a video picked in the page."""
+    """Webcam: a box and a label within 15 s, a growing timeline; the webcam goes on under the prior chosen in the
+    page's header; then an image (scored under that prior) and a video picked in the page."""
     import cv2
 
     from emotify_ml.io.synthetic import synthetic_frames, write_video
