@@ -146,7 +146,8 @@ def main(argv=None) -> int:
     train = load_fer2013(args.fer_root).split(TRAIN)
     fer_train, fer_prior = train.images, np.bincount(train.labels, minlength=len(EMOTIONS))
     fer_light = light_of(fer_train)
-    shifts = {(prior, strength): prior_weights(prior, dict(zip(EMOTIONS, fer_prior.tolist())), strength)
+    fer_counts = dict(zip(EMOTIONS, fer_prior.tolist()))
+    shifts = {(prior, strength): prior_weights(prior, fer_counts, strength)
               for prior, strength in (("web", 0.5), ("web", 1.0), ("uniform", 1.0))}
     sets = {"publictest": fer_test_crops(args.fer_root, first, VALIDATION),
             "muxspace_dev": photo_crops(args.photos, first),
@@ -156,15 +157,16 @@ def main(argv=None) -> int:
     estimated = {}  # set -> (7,) the prior EM finds in the set's faces
     for set_name, (_, crops, _, _) in sets.items():
         views = {name: per_view(model.predict_proba, crops) for name, model in models.items()}
-        proba[f"{first_name}, views averaged (the product)", set_name] = views[first_name].mean(axis=1)
+        product = views[first_name].mean(axis=1)
+        proba[f"{first_name}, views averaged (the product)", set_name] = product
         proba[f"{first_name}, views' geometric mean", set_name] = geometric_mean(views[first_name])
         for (prior, strength), weights in shifts.items():
-            proba[f"{first_name}, prior moved to {prior}, strength {strength}", set_name] = reweight(
-                views[first_name].mean(axis=1), weights)
-        estimated[set_name] = estimate_prior(views[first_name].mean(axis=1), fer_prior)
+            proba[f"{first_name}, prior moved to {prior}, strength {strength}", set_name] = reweight(product, weights)
+        estimated[set_name] = estimate_prior(product, fer_prior)
         for strength in (1.0, 0.5):
+            weights = prior_weights(dict(zip(EMOTIONS, estimated[set_name])), fer_counts, strength)
             proba[f"{first_name}, prior estimated from the set's faces (EM), strength {strength}", set_name] = reweight(
-                views[first_name].mean(axis=1), (estimated[set_name] / (fer_prior / fer_prior.sum())) ** strength)
+                product, weights)
         for how in NORMALISATIONS[1:]:
             proba[f"{first_name}, crops normalised: {how}", set_name] = mean_of_views(
                 first.predict_proba, normalise(crops, how, **fer_light))

@@ -94,9 +94,9 @@ def test_the_prior_is_reported_and_applied(make_client, jpeg):
     assert client.get("/v1/model").json()["prior"] == "web"
     web = client.post("/v1/analyze", content=jpeg, headers={"Content-Type": "image/jpeg"}).json()
     (before,), (after,) = plain["faces"], web["faces"]
-    expected = reweight(np.array([[before["probabilities"][c] for c in EMOTIONS]]), prior_weights("web"))[0]
-    np.testing.assert_allclose([after["probabilities"][c] for c in EMOTIONS], expected, atol=1e-4)
-    assert np.abs(expected - [before["probabilities"][c] for c in EMOTIONS]).max() > 0.01  # the prior moved it
+    expected = reweight(np.array([probabilities_of(before)]), prior_weights("web"))[0]
+    np.testing.assert_allclose(probabilities_of(after), expected, atol=1e-4)
+    assert np.abs(expected - probabilities_of(before)).max() > 0.01  # the prior moved it
     custom = make_client(make_engine(scoring=ScoringOptions(detect="always", prior=dict.fromkeys(EMOTIONS, 1))))
     assert custom.get("/v1/model").json()["prior"] == "custom"
     assert plain["prior"] == "training" and web["prior"] == "web"
@@ -135,6 +135,10 @@ def test_a_request_chooses_its_prior(make_client, jpeg, video):
         ws.receive_json()
     assert refused.value.code == 1008
     assert refused.value.reason == "query parameter 'prior': Input should be 'training', 'web' or 'uniform'"
+    engine = make_engine()  # the engine checks a prior when it first makes its step, and every time after
+    for _ in range(2):
+        with pytest.raises(ValueError, match="prior must be one of training, web, uniform; got 'camera'"):
+            engine.analyze(face_frame(), prior="camera")
 
 
 @pytest.mark.parametrize("ext,media", [(".jpg", "image/jpeg"), (".png", "image/png"), (".webp", "image/webp")])

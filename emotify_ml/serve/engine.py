@@ -127,8 +127,9 @@ class Engine:
         """This thread's :class:`~emotify_ml.scoring.FrameStep` for ``prior`` (None: the server's own).
 
         The thread's steps share its detector and the engine's model; they differ only in their prior.
+        ``prior`` is checked when its step is made (once a thread), not on every call: a stream looks its
+        step up on every frame.
         """
-        self.check_prior(prior)
         steps = getattr(self._local, "steps", None)
         if steps is None:
             steps = self._local.steps = {}
@@ -139,6 +140,7 @@ class Engine:
 
             from emotify_ml.scoring.frame import FrameStep
 
+            self.check_prior(prior)
             if not hasattr(self._local, "detector"):
                 self._local.detector = self._detector_factory()
             options = self.scoring if key is None else replace(self.scoring, prior=key)
