@@ -166,3 +166,10 @@ def test_one_view_of_each_face_drawn_at_random():
     np.testing.assert_array_equal(picked, again)  # seeded
     many = views_head.one_view_each(np.repeat(views[:1], 600, axis=0), np.random.default_rng(1))
     assert len(np.unique(many[:, 0, 0])) == 6  # every view can be drawn
+
+
+def test_clip_seeds_refuse_an_unknown_prior_before_any_work(capsys):
+    with pytest.raises(SystemExit) as bad:
+        framing.main(["--clip-seeds", "0", "--prior", "camera"])
+    assert bad.value.code == 2
+    assert "argument --prior: invalid choice: 'camera'" in capsys.readouterr().err
